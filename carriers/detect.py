@@ -334,7 +334,8 @@ def detect(number: str) -> list[Candidate]:
         parses = spec.match(n)
         if not parses:
             continue
-        check = True if True in parses else (None if None in parses else False)
+        # A format's parses are all None (no check digit) or all bools; one pass is enough.
+        check = True if True in parses else parses[0]
         found.append(Candidate(carrier=spec.carrier, format=spec.format, check_digit_ok=check))
     # sorted() is stable, so equal ranks keep FORMATS order.
     return sorted(found, key=lambda c: _CHECK_RANK[c.check_digit_ok])
