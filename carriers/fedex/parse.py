@@ -39,6 +39,13 @@ _WEAK_STATUSES = (Status.unknown, Status.info_received, Status.pending)
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
+def _event_reason(status: Status, reason: ExceptionReason | None) -> ExceptionReason | None:
+    """Reasons belong to problem events only; an exception always has one (``other``)."""
+    if status not in _PROBLEM_STATUSES:
+        return None
+    return reason or (ExceptionReason.other if status is Status.exception else None)
+
+
 class _BadRecord(ValueError):
     """One number's record is malformed: reported in ``problems``, never raised out."""
 
@@ -114,43 +121,44 @@ def _track_result(number: str, tr: dict[str, Any]) -> TrackingResult:
     chrono = sorted(reversed(scans), key=lambda s: s.at)  # stable: ties keep FedEx's order
     events: list[TrackingEvent] = []
     status: Status | None = None
+    deciding: _Scan | None = None  # the scan that set the shipment's status
     for scan in chrono:
         own = scan.status if scan.status is not None else (status or Status.pending)
         events.append(TrackingEvent(
             at=scan.at, status=own, code=scan.code, description=scan.description,
             location=scan.location, local_time=scan.local_time,
             offset_assumed=scan.offset_assumed,
-            exception_reason=scan.reason if own in _PROBLEM_STATUSES else None))
-        if not (status in (Status.delivered, Status.returned) and own in _WEAK_STATUSES):
-            status = own
+            exception_reason=_event_reason(own, scan.reason)))
+        if status in (Status.delivered, Status.returned) and own in _WEAK_STATUSES:
+            continue
+        if scan.status is not None or status is None:
+            deciding = scan
+        status = own
     events.reverse()
     unknown = sorted({e.code for e in events if e.status is Status.unknown})
 
     latest = _dict(tr.get("latestStatusDetail"))
     latest_status, latest_code, latest_reason = _scan_status(
         latest, latest.get("derivedCode"), _texts_of(latest))
+    reason = deciding.reason if deciding else None
     if status is None or status is Status.unknown:
         # No scans (or an unmapped newest one): the carrier's own current status.
         if latest_status is not None and latest_status is not Status.unknown:
-            status = latest_status
+            status, deciding, reason = latest_status, None, latest_reason
         elif status is None and latest_status is Status.unknown and latest_code != "?":
             status = Status.unknown
             unknown = sorted({*unknown, latest_code})
         elif status is None:
             status = Status.pending
-
-    reason = next((e.exception_reason for e in events if e.status is status), None)
-    if reason is None and status is latest_status:
-        reason = latest_reason
     if status is Status.exception and reason is None:
         reason = ExceptionReason.other
     details = _dict(tr.get("deliveryDetails"))
     service = _dict(tr.get("serviceDetail"))
     return TrackingResult(
         carrier=CARRIER, tracking_number=number, status=status,
-        status_detail=_status_detail(latest, events),
+        status_detail=_status_detail(latest, deciding),
         estimated_delivery=_estimated_delivery(tr),
-        delivered_at=_delivered_at(tr, events) if status is Status.delivered else None,
+        delivered_at=_delivered_at(tr, deciding) if status is Status.delivered else None,
         signed_by=_text(details.get("signedByName")) or _text(details.get("receivedByName")),
         service=_text(service.get("description")) or _text(service.get("type")),
         events=tuple(events),
@@ -212,8 +220,8 @@ def _texts_of(raw: dict[str, Any]) -> str:
     return " | ".join(t for p in parts if (t := _text(p))).lower()
 
 
-def _status_detail(latest: dict[str, Any], events: list[TrackingEvent]) -> str:
-    text = _text(latest.get("description")) or (events[0].description if events else "")
+def _status_detail(latest: dict[str, Any], deciding: _Scan | None) -> str:
+    text = (deciding.description if deciding else "") or _text(latest.get("description")) or ""
     running_late = (_text(latest.get("derivedCode")) or "").upper() == "RL" or (
         (_text(_dict(latest.get("delayDetail")).get("status")) or "").upper() == "DELAYED")
     by_locale = _text(latest.get("statusByLocale"))
@@ -243,14 +251,14 @@ def _estimated_delivery(tr: dict[str, Any]) -> DeliveryWindow | None:
     return DeliveryWindow.day(standard) if standard else None
 
 
-def _delivered_at(tr: dict[str, Any], events: list[TrackingEvent]) -> datetime | None:
+def _delivered_at(tr: dict[str, Any], deciding: _Scan | None) -> datetime | None:
     actual = _date_and_times(tr).get("ACTUAL_DELIVERY")
     if actual is not None:
         try:
             return _when(actual, Location())[0]
         except _BadRecord:
             pass
-    return next((e.at for e in events if e.status is Status.delivered), None)
+    return deciding.at if deciding is not None and deciding.status is Status.delivered else None
 
 
 def _date_and_times(tr: dict[str, Any]) -> dict[str, Any]:

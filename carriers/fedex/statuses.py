@@ -58,18 +58,12 @@ DERIVED_CODES: dict[str, Status] = {
 }
 
 R = ExceptionReason
-REASON_BY_EVENT: dict[str, ExceptionReason] = {
-    "CD": R.customs,
-    "CA": R.other,
-    "DY": R.other, "DD": R.other, "PD": R.other, "SE": R.other, "DE": R.other,
-}
-# ``delayDetail.type`` (reference §4.3).
+# Only codes that name a reason; other exceptions fall back to phrases, then ``other``.
+REASON_BY_EVENT: dict[str, ExceptionReason] = {"CD": R.customs}
+# ``delayDetail.type`` (reference §4.3); OPERATIONAL/LOCAL/GENERAL name no reason.
 DELAY_REASONS: dict[str, ExceptionReason] = {
     "WEATHER": R.weather,
     "CLEARANCE": R.customs,
-    "OPERATIONAL": R.other,
-    "LOCAL": R.other,
-    "GENERAL": R.other,
 }
 
 # ``ancillaryDetails[].reason`` codes meaning "recipient not reachable": the reference's example

@@ -39,6 +39,13 @@ _WEAK_STATUSES = (Status.unknown, Status.info_received, Status.pending)
 _OFFSET_RE = re.compile(r"^([+-])(\d{1,2})[:.]?(\d{2})$", re.ASCII)
 
 
+def _event_reason(status: Status, reason: ExceptionReason | None) -> ExceptionReason | None:
+    """Reasons belong to problem events only; an exception always has one (``other``)."""
+    if status not in _PROBLEM_STATUSES:
+        return None
+    return reason or (ExceptionReason.other if status is Status.exception else None)
+
+
 class _BadRecord(ValueError):
     """One number's record is malformed: reported in ``problems``, never raised out."""
 
@@ -135,41 +142,49 @@ def _package(pkg: dict[str, Any], number: str, now: datetime) -> TrackingResult:
     chrono = sorted(reversed(scans), key=lambda s: s.at)
     events: list[TrackingEvent] = []
     status: Status | None = None
+    deciding: _Scan | None = None  # the scan that set the shipment's status
     for scan in chrono:
         own = scan.status if scan.status is not None else (status or scan.fallback)
         events.append(TrackingEvent(
             at=scan.at, status=own, code=scan.code, description=scan.description,
             location=scan.location, local_time=scan.local_time,
             offset_assumed=scan.offset_assumed,
-            exception_reason=scan.reason if own in _PROBLEM_STATUSES else None))
-        if not (status in (Status.delivered, Status.returned) and own in _WEAK_STATUSES):
-            status = own
+            exception_reason=_event_reason(own, scan.reason)))
+        if status in (Status.delivered, Status.returned) and own in _WEAK_STATUSES:
+            continue
+        if scan.status is not None or status is None:
+            deciding = scan
+        status = own
     events.reverse()
     unknown = sorted({e.code for e in events if e.status is Status.unknown})
 
     current = _dict(pkg.get("currentStatus"))
     current_code = _status_code(_text(current.get("code")))
     current_status = statuses.CURRENT_STATUS_CODES.get(current_code or "")
-    detail = events[0].description if events else (_text(current.get("description")) or "")
     if status is None or status is Status.unknown:
         if current_status is not None and current_status is not Status.unknown:
-            status = current_status
+            status, deciding = current_status, None
         elif status is None:
             status = Status.pending
             if current_code:
                 status = Status.unknown
                 unknown = sorted({*unknown, current_code})
-    elif current_status is Status.delivered and status is not Status.returned:
+    elif current_status is Status.delivered and status not in (Status.delivered,
+                                                               Status.returned):
         # karrio's rule: currentStatus 011 means delivered even if no "D" activity came back.
-        status = Status.delivered
+        status, deciding = Status.delivered, None
 
-    reason = next((e.exception_reason for e in events if e.status is status), None)
+    detail = deciding.description if deciding else (_text(current.get("description")) or "")
+    reason = deciding.reason if deciding else None
     if status is Status.exception and reason is None:
         reason = ExceptionReason.other
+    delivered_at = None
+    if status is Status.delivered:
+        delivered_at = deciding.at if deciding else _delivered_at(pkg)
     return TrackingResult(
         carrier=CARRIER, tracking_number=number, status=status, status_detail=detail,
         estimated_delivery=_estimated_delivery(pkg),
-        delivered_at=_delivered_at(pkg, events) if status is Status.delivered else None,
+        delivered_at=delivered_at,
         signed_by=_text(_dict(pkg.get("deliveryInformation")).get("receivedBy")),
         service=_text(_dict(pkg.get("service")).get("description"))
         or _text(_dict(pkg.get("service")).get("code")),
@@ -258,10 +273,7 @@ def _estimated_delivery(pkg: dict[str, Any]) -> DeliveryWindow | None:
     return None
 
 
-def _delivered_at(pkg: dict[str, Any], events: list[TrackingEvent]) -> datetime | None:
-    delivered = next((e.at for e in events if e.status is Status.delivered), None)
-    if delivered is not None:
-        return delivered
+def _delivered_at(pkg: dict[str, Any]) -> datetime | None:
     # No delivered scan: deliveryDate DEL + deliveryTime DEL, zone-less, taken as the
     # destination's zone where known (reference §3.3), else UTC.
     day = next((_text(d.get("date")) for d in _list(pkg.get("deliveryDate"))

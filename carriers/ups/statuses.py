@@ -112,16 +112,17 @@ TYPE_CODES: dict[str, Status | None] = {
 CURRENT_STATUS_CODES: dict[str, Status | None] = {**ACTIVITY_CODES, **STATUS_CODES}
 
 R = ExceptionReason
+# Only codes that name a reason; other exception codes fall back to the description phrases
+# below, then to ``other``.
 REASON_BY_STATUS_CODE: dict[str, ExceptionReason] = {
-    "029": R.other, "030": R.other, "049": R.other, "050": R.address, "058": R.customs,
-    "124": R.customs, "125": R.customs, "141": R.customs, "123": R.customs, "126": R.customs,
-    "012": R.customs, "092": R.customs,
+    "050": R.address, "139": R.address,
+    "058": R.customs, "124": R.customs, "125": R.customs, "141": R.customs, "123": R.customs,
+    "126": R.customs,
     "032": R.weather, "051": R.weather, "052": R.weather, "053": R.weather,
-    "046": R.other, "048": R.other, "086": R.other, "090": R.other, "132": R.other,
-    "059": R.damaged, "081": R.damaged, "064": R.refused, "068": R.lost, "069": R.other,
-    "147": R.held, "149": R.other, "019": R.held, "083": R.held, "085": R.held, "104": R.held,
-    "139": R.address, "093": R.lost, "094": R.lost, "127": R.lost, "128": R.lost, "129": R.lost,
+    "059": R.damaged, "081": R.damaged, "064": R.refused,
+    "068": R.lost, "093": R.lost, "094": R.lost, "127": R.lost, "128": R.lost, "129": R.lost,
     "130": R.lost, "140": R.lost, "142": R.lost,
+    "147": R.held, "019": R.held, "083": R.held, "085": R.held, "104": R.held,
 }
 
 # Lower-case phrases in an activity description, tried in order when the code gives no reason.
