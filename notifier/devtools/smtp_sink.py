@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesParser, Parser
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -147,7 +147,7 @@ class _Handler:
             return fault
         content = envelope.content
         raw = content if isinstance(content, bytes) else (content or "").encode()
-        number = self._sink._store(raw, envelope, session)
+        number = self._sink._store(raw, envelope, session, server)
         return f"250 OK queued as {number}"
 
 
@@ -345,12 +345,17 @@ class SmtpSink:
                 return fault.line
         return None
 
-    def _store(self, raw: bytes, envelope: Envelope, session: Session) -> int:
+    def _store(self, raw: bytes, envelope: Envelope, session: Session, server: SMTP) -> int:
         message = BytesParser(ReceivedMessage, policy=policy.default).parsebytes(raw)
+        _decode_utf8_headers(message, raw)
         assert isinstance(message, ReceivedMessage)
         message.envelope_from = envelope.mail_from or ""
         message.envelope_to = tuple(envelope.rcpt_tos)
-        message.tls = session.ssl is not None
+        # session.ssl is only set by STARTTLS; implicit TLS shows on the transport.
+        transport = server.transport
+        message.tls = session.ssl is not None or (
+            transport is not None and transport.get_extra_info("ssl_object") is not None
+        )
         auth = session.auth_data
         message.auth_user = auth if isinstance(auth, str) else None
         with self._lock:
@@ -362,6 +367,20 @@ class SmtpSink:
             name = f"{number}-{_FILE_UNSAFE.sub('_', mid)[:120]}.eml"
             (self.out_dir / name).write_bytes(raw)
         return number
+
+
+def _decode_utf8_headers(message: EmailMessage, raw: bytes) -> None:
+    """SMTPUTF8 mail carries raw UTF-8 in headers, which the bytes parser keeps as surrogate
+    escapes; re-read such top-level headers as UTF-8 text."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    if head.isascii():
+        return
+    text_headers = Parser(policy=policy.default).parsestr(
+        head.decode("utf-8", "replace") + "\r\n\r\n", headersonly=True
+    )
+    for name, value in text_headers.raw_items():
+        if not str(value).isascii():
+            message.replace_header(name, str(text_headers[name]))
 
 
 def _free_port(host: str) -> int:

@@ -1,0 +1,454 @@
+"""The e-mail channel: multipart text + HTML mail over a small pool of reused SMTP connections.
+
+:func:`build_message` is pure: it turns a :class:`RenderedMessage` into an ``EmailMessage`` with
+a deterministic ``Message-ID`` (``<{notification id}@{domain}>``, so every retry of one
+notification carries the same id), RFC 8058 one-click ``List-Unsubscribe`` headers, and header
+values scrubbed of control characters (no CR/LF from data can ever start a new header).
+
+:class:`EmailChannel` sends with aiosmtplib over ``settings.pool_size`` connections, each reused for
+many messages and reopened when the server dropped it. It makes one attempt per ``send`` (the
+outbox owns retries) and maps every failure to ``DeliveryTransient`` (4xx incl. 421,
+disconnects, timeouts), ``DeliveryRejected`` (5xx for this recipient or message) or
+``ChannelMisconfigured`` (auth, TLS certificate, sender/policy 5.7.x: an operator must act).
+Addresses are masked in logs and error texts (``j***@example.com``); secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.policy
+import email.utils
+import hashlib
+import logging
+import re
+import ssl
+from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import ClassVar
+from urllib.parse import quote, urlsplit
+
+import aiosmtplib
+
+from notifier.channels.base import Receipt, Recipient, RenderedMessage
+from notifier.clock import Clock, SystemClock
+from notifier.config import EmailSettings
+from notifier.errors import ChannelMisconfigured, DeliveryError, DeliveryRejected, DeliveryTransient
+
+__all__ = [
+    "EmailChannel",
+    "build_message",
+    "classify_smtp_error",
+    "clean_header_text",
+    "make_message_id",
+    "mask_address",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "email"
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+# RFC 3463 enhanced status code at the start of the reply text (aiosmtplib does not parse it).
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+_EMAIL_IN_TEXT = re.compile(r"[^\s<>\"'(),;:]+@[A-Za-z0-9.-]+")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+# Characters kept verbatim in a URI inside <...>: visible ASCII except the delimiters.
+_URI_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in '<>"\\^`{|}%')
+_MAX_ID_LEFT = 64
+_SPECIALS = set('"(),:;<>@[\\]')
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+def clean_header_text(text: str) -> str:
+    """``text`` fit for a header: control and line/paragraph-separator characters become spaces,
+    whitespace runs collapse to one space, ends are trimmed. ``str.split()`` splits on every
+    character ``str.splitlines()`` breaks on (``\\v \\f \\x1c-\\x1e \\x85 \\u2028
+    \\u2029``), which is what the stdlib's header check trips on."""
+    kept = "".join(
+        " " if (ch < " " or "\x7f" <= ch <= "\x9f") else ch
+        for ch in text
+        if not "\ud800" <= ch <= "\udfff"  # lone surrogates cannot be encoded at all
+    )
+    return " ".join(kept.split())
+
+
+def mask_address(address: str) -> str:
+    """``john@example.com`` -> ``j***@example.com`` (for logs and error texts)."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        return "***"
+    return f"{local[0]}***@{domain}"
+
+
+def _mask_text(text: str) -> str:
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_address(m.group(0)), text)
+
+
+def _check_domain(domain: str) -> str:
+    try:
+        ascii_domain = domain.strip().rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"bad Message-ID domain {domain!r}") from exc
+    if not _DOMAIN.match(ascii_domain):
+        raise ValueError(f"bad Message-ID domain {domain!r}")
+    return ascii_domain
+
+
+def make_message_id(notification_id: str, domain: str) -> str:
+    """``<left@domain>`` valid per RFC 5322 (dot-atom-text on both sides), same for the same input.
+
+    The left side keeps ASCII letters, digits, ``-`` and ``_``; every other character (``.``,
+    ``:``, ``=`` included) becomes ``=XX`` per UTF-8 byte, so distinct ids stay distinct. Ids
+    longer than 64 characters once encoded become ``sha256.<32 hex>`` (no encoded id contains a
+    dot, so the two forms cannot collide).
+    """
+    if not notification_id:
+        raise ValueError("empty notification id")
+    left = "".join(
+        ch if (ch.isascii() and (ch.isalnum() or ch in "-_"))
+        else "".join(f"={b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in notification_id
+    )
+    if len(left) > _MAX_ID_LEFT:
+        digest = hashlib.sha256(notification_id.encode("utf-8", "surrogatepass")).hexdigest()
+        left = f"sha256.{digest[:32]}"
+    return f"<{left}@{_check_domain(domain)}>"
+
+
+def _address(display_name: str, address: str) -> Address:
+    addr = address.strip()
+    if not addr or any(ch.isspace() or ch < " " or ch == "\x7f" for ch in addr):
+        raise ValueError(f"invalid e-mail address {mask_address(addr)!r}")
+    name = clean_header_text(display_name)
+    try:
+        return Address(display_name=name, addr_spec=addr)
+    except (ValueError, HeaderParseError) as exc:
+        # The addr-spec parser refuses non-ASCII local parts (RFC 6531 SMTPUTF8 addresses),
+        # which aiosmtplib can send when the server offers SMTPUTF8: check those by hand.
+        local, _, domain = addr.rpartition("@")
+        if addr.isascii() or not local or any(ch in _SPECIALS for ch in local):
+            raise ValueError(f"invalid e-mail address {mask_address(addr)!r}") from exc
+        _check_domain(domain)
+        return Address(display_name=name, username=local, domain=domain)
+
+
+class _VerbatimHeader(str):
+    """A header value the generator must emit as is: ``<uri>, <uri>`` lists.
+
+    aiosmtplib serialises with ``policy.SMTP`` (78-column folding), which RFC 2047-encodes any
+    token too long for one line - and an encoded URI in ``List-Unsubscribe`` is useless to a
+    mail client. The policy API hands a value that has ``name`` and ``fold`` to the generator
+    unchanged, so we fold only between entries. Values come from :func:`_uri`, which leaves no
+    whitespace or control character, hence no way to inject a line.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _VerbatimHeader:
+        self = super().__new__(cls, value)
+        self.name = name
+        return self
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        sep = "," + policy.linesep + " "
+        return f"{self.name}: {sep.join(self.split(', '))}{policy.linesep}"
+
+
+def _uri(value: str) -> str:
+    return quote(value.strip(), safe=_URI_SAFE + "%")
+
+
+def _unsubscribe(message: RenderedMessage) -> tuple[str, bool] | None:
+    """The ``List-Unsubscribe`` value and whether one-click POST applies (RFC 8058 needs https;
+    plain http is accepted for loopback hosts so the local demo shows the real headers)."""
+    entries: list[str] = []
+    one_click = False
+    if message.list_unsubscribe_url:
+        url = _uri(message.list_unsubscribe_url)
+        parts = urlsplit(url)
+        if parts.scheme.lower() in ("https", "http"):
+            entries.append(f"<{url}>")
+            one_click = parts.scheme.lower() == "https" or (parts.hostname or "") in _LOOPBACK
+    if message.list_unsubscribe_mailto:
+        mailto = message.list_unsubscribe_mailto.strip()
+        if not mailto.lower().startswith("mailto:"):
+            mailto = "mailto:" + mailto
+        entries.append(f"<{_uri(mailto)}>")
+    return (", ".join(entries), one_click) if entries else None
+
+
+def build_message(
+    message: RenderedMessage,
+    recipient: Recipient,
+    *,
+    from_address: str,
+    from_name: str,
+    reply_to: str = "",
+    message_id_domain: str,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """The MIME message for one recipient. Pure; the same inputs give the same message.
+
+    ``now`` (timezone-aware) becomes the ``Date`` header; without it ``Date`` is omitted (the
+    channel always passes its clock's time). Raises ``ValueError`` for an invalid address, an
+    empty notification id or a bad domain.
+    """
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = _address(from_name, from_address)
+    msg["To"] = _address(recipient.name, recipient.address)
+    if reply_to:
+        msg["Reply-To"] = _address("", reply_to)
+    msg["Subject"] = clean_header_text(message.subject)
+    if now is not None:
+        msg["Date"] = email.utils.format_datetime(now)
+    msg["Message-ID"] = make_message_id(message.notification_id, message_id_domain)
+    unsubscribe = _unsubscribe(message)
+    if unsubscribe is not None:
+        value, one_click = unsubscribe
+        msg["List-Unsubscribe"] = _VerbatimHeader("List-Unsubscribe", value)
+        if one_click:
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(message.text or "")
+    if message.html:
+        msg.add_alternative(message.html, subtype="html")
+        # A boundary derived from the content instead of a random one keeps this function
+        # deterministic; a body cannot contain the hash of itself, so it cannot collide.
+        digest = hashlib.sha256(
+            "\0".join((message.notification_id, message.text, message.html)).encode(
+                "utf-8", "surrogatepass"
+            )
+        ).hexdigest()
+        msg.set_boundary(f"notifier-alt-{digest[:32]}")
+    return msg
+
+
+def _by_code(code: int, text: str, stage: str) -> DeliveryError:
+    reply = f"{stage} answered {code} {_mask_text(text)}".strip()
+    enhanced = _ENHANCED.match(text)
+    if 400 <= code < 500:
+        return DeliveryTransient(CHANNEL, reply)
+    if code in (530, 534, 535, 538) or (enhanced and enhanced.group(1, 2) == ("5", "7")):
+        # Authentication or security/policy (X.7.x): relay denied, sender not allowed, our
+        # reputation; no retry will fix it without an operator.
+        return ChannelMisconfigured(CHANNEL, reply)
+    if 500 <= code < 600:
+        if stage in ("RCPT", "DATA") and code not in (500, 501, 502, 503, 504):
+            return DeliveryRejected(CHANNEL, reply)
+        # Refused greeting/EHLO/MAIL, or a syntax/sequence error: our side or our server choice.
+        return ChannelMisconfigured(CHANNEL, reply)
+    # -1 (unparseable reply) or an unexpected 2xx/3xx: the session is out of step; reconnect.
+    return DeliveryTransient(CHANNEL, reply)
+
+
+def classify_smtp_error(exc: BaseException, *, stage: str = "SMTP") -> DeliveryError | None:
+    """Map an aiosmtplib/ssl/OS error to our delivery errors; ``None`` for anything unexpected
+    (a bug, left to propagate). ``stage`` names where it happened (``CONNECT`` for connect/
+    STARTTLS/AUTH) and is used when the exception itself does not say."""
+    cause = exc.__cause__
+    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
+        cause, ssl.SSLCertVerificationError
+    ):
+        # Chosen over DeliveryTransient: a wrong CA, host name or expired certificate - or an
+        # interception - needs an operator; retrying silently would hide it.
+        reason = getattr(exc, "verify_message", None) or getattr(cause, "verify_message", "")
+        return ChannelMisconfigured(
+            CHANNEL, f"TLS certificate of the SMTP server failed verification ({reason}); "
+            "check email.host and email.ca_file"
+        )
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        refusals = exc.recipients or []
+        if not refusals:
+            return DeliveryTransient(CHANNEL, "all recipients refused")
+        # One recipient per send; with several, the most hopeful (lowest) code decides.
+        first = min(refusals, key=lambda r: r.code)
+        return _by_code(first.code, first.message, "RCPT")
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        if 400 <= exc.code < 500:
+            return DeliveryTransient(CHANNEL, f"AUTH answered {exc.code} {exc.message}")
+        return ChannelMisconfigured(
+            CHANNEL, f"AUTH answered {exc.code} {exc.message}; check email.username/password"
+        )
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return _by_code(exc.code, exc.message, "MAIL")
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return _by_code(exc.code, exc.message, "DATA")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _by_code(exc.code, exc.message, stage)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        if "SMTPUTF8" in exc.message:
+            return DeliveryRejected(CHANNEL, f"server cannot take this address: {exc.message}")
+        return ChannelMisconfigured(CHANNEL, exc.message)
+    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, TimeoutError)):
+        return DeliveryTransient(CHANNEL, f"timed out: {exc}")
+    if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError)):
+        return DeliveryTransient(CHANNEL, _mask_text(str(exc)))
+    if isinstance(exc, ssl.SSLError) and exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST"):
+        return ChannelMisconfigured(
+            CHANNEL, f"TLS handshake failed ({exc.reason}); check email.security and email.port"
+        )
+    if isinstance(exc, OSError):  # other socket / TLS-transport failures
+        return DeliveryTransient(CHANNEL, f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPException):
+        # Bare SMTPException: e.g. "STARTTLS extension not supported", no usable AUTH method.
+        if stage == "CONNECT":
+            return ChannelMisconfigured(CHANNEL, exc.message)
+        return DeliveryTransient(CHANNEL, _mask_text(exc.message))
+    if isinstance(exc, ValueError):  # aiosmtplib refuses control characters in addresses
+        return DeliveryRejected(CHANNEL, f"invalid message or address: {_mask_text(str(exc))}")
+    return None
+
+
+def _needs_reconnect(exc: BaseException) -> bool:
+    if isinstance(exc, (ValueError, aiosmtplib.SMTPNotSupported)):
+        return False  # refused before anything was sent
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return any(r.code == 421 for r in exc.recipients or [])
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code == 421 or exc.code < 0
+    # Timeouts, disconnects, unknown errors: the reply stream may be out of step.
+    return True
+
+
+# -- the channel ----------------------------------------------------------------------------
+
+
+class EmailChannel:
+    """Sends over up to ``settings.pool_size`` SMTP connections, opened lazily and reused.
+
+    ``tls_context`` overrides certificate trust (else ``settings.ca_file``, else the system
+    store); verification is always on. A pooled connection idle for more than
+    ``probe_after_idle`` seconds is checked with NOOP before use and reopened once if dead.
+    """
+
+    name: ClassVar[str] = CHANNEL
+
+    def __init__(
+        self,
+        settings: EmailSettings,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        message_id_domain: str | None = None,
+        clock: Clock | None = None,
+        probe_after_idle: float = 2.0,
+    ) -> None:
+        self._settings = settings
+        self._clock: Clock = clock or SystemClock()
+        domain = message_id_domain or settings.from_address.rpartition("@")[2]
+        try:
+            self._domain = _check_domain(domain)
+            _address(settings.from_name, settings.from_address)
+        except ValueError as exc:
+            raise ChannelMisconfigured(CHANNEL, f"email.from_address: {exc}") from exc
+        if tls_context is None and settings.ca_file is not None:
+            tls_context = ssl.create_default_context(cafile=str(settings.ca_file))
+        self._tls_context = tls_context
+        self._probe_after_idle = probe_after_idle
+        self._pool_size = max(1, settings.pool_size)
+        self._slots = asyncio.Semaphore(self._pool_size)
+        self._idle: list[aiosmtplib.SMTP] = []  # LIFO: keeps the warm connections busy
+        self._clients: list[aiosmtplib.SMTP] = []
+        self._last_used: dict[int, float] = {}
+        self._closed = False
+        self.connections_opened = 0
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        username = s.username.reveal() or None
+        client = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            timeout=s.timeout.total_seconds(),
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",  # True: fail rather than silently stay plain
+            tls_context=self._tls_context,
+            username=username,
+            password=s.password.reveal() if username else None,
+        )
+        self._clients.append(client)
+        return client
+
+    async def _open(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.connect()
+        except BaseException as exc:
+            client.close()
+            error = classify_smtp_error(exc, stage="CONNECT")
+            if error is None:
+                raise
+            log.warning("SMTP connect to %s:%s failed: %s", self._settings.host,
+                        self._settings.port, error.message)
+            raise error from exc
+        self.connections_opened += 1
+        log.info("SMTP connection %d opened to %s:%s (%s)", self.connections_opened,
+                 self._settings.host, self._settings.port, self._settings.security)
+
+    async def _ready(self, client: aiosmtplib.SMTP) -> None:
+        """Make ``client`` usable: open it, or probe it after a long idle and reopen if dead."""
+        if client.is_connected:
+            idle = asyncio.get_running_loop().time() - self._last_used.get(id(client), 0.0)
+            if idle < self._probe_after_idle:
+                return
+            try:
+                await client.noop()
+                return
+            except (aiosmtplib.SMTPException, OSError):
+                log.info("pooled SMTP connection was dead after %.0f s idle; reopening", idle)
+                client.close()
+        await self._open(client)
+
+    async def send(self, message: RenderedMessage, recipient: Recipient) -> Receipt:
+        """Send one message to one recipient; one attempt. Raises ``DeliveryTransient``,
+        ``DeliveryRejected`` or ``ChannelMisconfigured`` (see the module docstring)."""
+        if self._closed:
+            raise DeliveryTransient(CHANNEL, "channel is closed")
+        s = self._settings
+        if (message.list_unsubscribe_url and not message.list_unsubscribe_mailto
+                and s.unsubscribe_mailto):
+            message = dataclasses.replace(message, list_unsubscribe_mailto=s.unsubscribe_mailto)
+        masked = mask_address(recipient.address)
+        try:
+            mime = build_message(
+                message, recipient, from_address=s.from_address, from_name=s.from_name,
+                reply_to=s.reply_to, message_id_domain=self._domain, now=self._clock.now(),
+            )
+        except ValueError as exc:
+            raise DeliveryRejected(CHANNEL, f"cannot build message for {masked}: {exc}") from exc
+        message_id = str(mime["Message-ID"])
+        async with self._slots:
+            client = self._idle.pop() if self._idle else self._new_client()
+            try:
+                await self._ready(client)
+                try:
+                    _refused, reply = await client.send_message(
+                        mime, sender=s.from_address.strip(), recipients=[recipient.address.strip()]
+                    )
+                except BaseException as exc:
+                    if _needs_reconnect(exc):
+                        client.close()
+                    error = classify_smtp_error(exc, stage="SEND")
+                    if error is None:
+                        raise
+                    log.warning("e-mail %s to %s failed: %s", message_id, masked, error.message)
+                    raise error from exc
+            finally:
+                self._last_used[id(client)] = asyncio.get_running_loop().time()
+                self._idle.append(client)
+        log.debug("e-mail %s accepted for %s: %s", message_id, masked, reply)
+        return Receipt(channel=CHANNEL, provider_id=message_id, detail=_mask_text(reply))
+
+    async def aclose(self) -> None:
+        """QUIT every open connection (close it if QUIT fails). Call after in-flight sends."""
+        self._closed = True
+        for client in self._clients:
+            if client.is_connected:
+                try:
+                    await client.quit(timeout=min(5.0, self._settings.timeout.total_seconds()))
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+        self._clients.clear()
+        self._idle.clear()
