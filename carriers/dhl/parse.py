@@ -30,19 +30,18 @@ CARRIER = "dhl"
 # several zones (US, CA, BR, RU, AU, MX, ES with the Canaries, PT with the Azores...) are left
 # out on purpose: guessing one zone there would be wrong by hours, UTC-and-flagged is honest.
 COUNTRY_ZONES: dict[str, str] = {
-    "AT": "Europe/Vienna", "BE": "Europe/Brussels", "BG": "Europe/Sofia",
-    "CH": "Europe/Zurich", "CZ": "Europe/Prague", "DE": "Europe/Berlin",
+    "AE": "Asia/Dubai", "AT": "Europe/Vienna", "BE": "Europe/Brussels", "BG": "Europe/Sofia",
+    "CH": "Europe/Zurich", "CN": "Asia/Shanghai", "CZ": "Europe/Prague", "DE": "Europe/Berlin",
     "DK": "Europe/Copenhagen", "EE": "Europe/Tallinn", "FI": "Europe/Helsinki",
-    "GB": "Europe/London", "GR": "Europe/Athens", "HR": "Europe/Zagreb",
-    "HU": "Europe/Budapest", "IE": "Europe/Dublin", "IT": "Europe/Rome",
+    "FR": "Europe/Paris", "GB": "Europe/London", "GR": "Europe/Athens", "HK": "Asia/Hong_Kong",
+    "HR": "Europe/Zagreb", "HU": "Europe/Budapest", "IE": "Europe/Dublin", "IL": "Asia/Jerusalem",
+    "IN": "Asia/Kolkata", "IT": "Europe/Rome", "JP": "Asia/Tokyo", "KR": "Asia/Seoul",
     "LT": "Europe/Vilnius", "LU": "Europe/Luxembourg", "LV": "Europe/Riga",
-    "NO": "Europe/Oslo", "PL": "Europe/Warsaw", "RO": "Europe/Bucharest",
-    "SE": "Europe/Stockholm", "SI": "Europe/Ljubljana", "SK": "Europe/Bratislava",
-    "TR": "Europe/Istanbul", "AE": "Asia/Dubai", "CN": "Asia/Shanghai",
-    "HK": "Asia/Hong_Kong", "IL": "Asia/Jerusalem", "IN": "Asia/Kolkata",
-    "JP": "Asia/Tokyo", "KR": "Asia/Seoul", "MY": "Asia/Kuala_Lumpur",
-    "PH": "Asia/Manila", "SG": "Asia/Singapore", "TH": "Asia/Bangkok",
-    "TW": "Asia/Taipei", "VN": "Asia/Ho_Chi_Minh", "ZA": "Africa/Johannesburg",
+    "MY": "Asia/Kuala_Lumpur", "NL": "Europe/Amsterdam", "NO": "Europe/Oslo", "PH": "Asia/Manila",
+    "PL": "Europe/Warsaw", "RO": "Europe/Bucharest", "SE": "Europe/Stockholm",
+    "SG": "Asia/Singapore", "SI": "Europe/Ljubljana", "SK": "Europe/Bratislava",
+    "TH": "Asia/Bangkok", "TR": "Europe/Istanbul", "TW": "Asia/Taipei", "VN": "Asia/Ho_Chi_Minh",
+    "ZA": "Africa/Johannesburg",
 }
 
 _SNIPPET = 200
@@ -107,9 +106,9 @@ def _day(raw: Any) -> date | None:
 
 
 def _event(raw: Any, fallback_country: str | None, payload: Any) -> model.TrackingEvent:
-    event = _obj(raw)
-    if not event:
+    if not isinstance(raw, dict):
         raise _fail("event is not an object", payload)
+    event: dict[str, Any] = raw
     location = _location(_obj(_obj(event.get("location")).get("address")))
     at, local, assumed = _instant(event.get("timestamp"), location.country or fallback_country,
                                   payload)
@@ -128,16 +127,20 @@ def _event_key(raw: Any) -> str:
     return repr([raw.get(k) for k in fields]) if isinstance(raw, dict) else repr(raw)
 
 
-def _settle(events: list[model.TrackingEvent]) -> Status:
-    """Status after the events, oldest first: a delivered/returned parcel only moves on when a
-    newer event reports something that is news after delivery (not a late routine scan)."""
-    current = Status.unknown
+_STICKY = frozenset({Status.delivered, Status.returned})
+_ROUTINE = frozenset({Status.in_transit, Status.info_received, Status.unknown, Status.pending})
+
+
+def _settle(events: list[model.TrackingEvent]) -> model.TrackingEvent | None:
+    """The event that decides the shipment's status (events newest first): the newest one, but
+    a delivered/returned parcel only moves on when a newer event reports news after delivery
+    (an exception, attempt, pickup or delivery), not a late routine scan."""
+    deciding: model.TrackingEvent | None = None
     for event in reversed(events):
-        if current in (Status.delivered, Status.returned) and event.status in (
-                Status.in_transit, Status.info_received, Status.unknown, Status.pending):
+        if deciding is not None and deciding.status in _STICKY and event.status in _ROUTINE:
             continue
-        current = event.status
-    return current
+        deciding = event
+    return deciding
 
 
 def _estimate(shipment: dict[str, Any]) -> model.DeliveryWindow | None:
@@ -159,9 +162,9 @@ def _signer(proof: dict[str, Any]) -> str | None:
 
 
 def _shipment(raw: Any, payload: Any, number: str | None) -> model.TrackingResult:
-    shipment = _obj(raw)
-    if not shipment:
+    if not isinstance(raw, dict):
         raise _fail("shipment is not an object", payload)
+    shipment: dict[str, Any] = raw
     ident = shipment.get("id")
     # The spec says string; karrio's sample has a JSON number (reference 5.3).
     if isinstance(ident, int) and not isinstance(ident, bool):
@@ -182,25 +185,25 @@ def _shipment(raw: Any, payload: Any, number: str | None) -> model.TrackingResul
         candidates.append(latest)
     events = sorted((_event(e, destination.country, payload) for e in candidates),
                     key=lambda e: e.at, reverse=True)
-    status = _settle(events)
+    deciding = _settle(events)
+    status = deciding.status if deciding else Status.unknown
     details = _obj(shipment.get("details"))
     proof = _obj(details.get("proofOfDelivery"))
     delivered_at = None
-    if status is Status.delivered:
-        delivered_at = next(e.at for e in events if e.status is Status.delivered)
+    if deciding is not None and status is Status.delivered:
+        delivered_at = deciding.at
         if proof.get("timestamp") is not None:
             delivered_at = _instant(proof.get("timestamp"), destination.country, payload)[0]
-    newest = events[0] if events else None
     return model.TrackingResult(
         carrier=CARRIER, tracking_number=tracking, status=status,
-        status_detail=newest.description if newest else "",
+        status_detail=deciding.description if deciding else "",
         estimated_delivery=_estimate(shipment),
         delivered_at=delivered_at,
         signed_by=_signer(proof),
         service=_text(_obj(details.get("product")).get("productName"))
         or _text(shipment.get("service")),
         events=tuple(events),
-        exception_reason=newest.exception_reason if newest and newest.status is status else None,
+        exception_reason=deciding.exception_reason if deciding else None,
         unknown_codes=tuple(sorted({e.code for e in events if e.status is Status.unknown})),
     )
 
