@@ -139,7 +139,7 @@ class PushReceiver:
         self._apns_keys: dict[tuple[str, str], ec.EllipticCurvePublicKey] = {}
         self._subs: dict[str, tuple[ec.EllipticCurvePrivateKey, bytes, str | None]] = {}
         self._webhook_secrets: dict[str, bytes] = {}
-        self._webhook_ids: set[str] = set()
+        self._webhook_ids: set[tuple[str, str]] = set()
         self._scripts: dict[tuple[str, str], deque[Scripted]] = {}
         self.app = Starlette(routes=[
             Route("/oauth2/token", self._fcm_token, methods=["POST"]),
@@ -428,8 +428,8 @@ class PushReceiver:
             return self._refuse("webhook", name, 401, {"error": "bad signature"})
         if scripted := self._scripted("webhook", name):
             return scripted
-        duplicate = msg_id in self._webhook_ids
-        self._webhook_ids.add(msg_id)
+        duplicate = (name, msg_id) in self._webhook_ids  # the consumer's idempotency check
+        self._webhook_ids.add((name, msg_id))
         self._record({"channel": "webhook", "token": name, "duplicate": duplicate,
                       "headers": {h: request.headers[h] for h in
                                   ("webhook-id", "webhook-timestamp", "webhook-signature")},
