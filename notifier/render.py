@@ -22,8 +22,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_interval, format_skeleton
 from babel.dates import format_time as babel_format_time
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template, pass_context
-from jinja2 import TemplateSyntaxError, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    pass_context,
+    select_autoescape,
+)
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -291,8 +298,8 @@ class Renderer:
                                      if user_dir is not None and user_dir.is_dir() else ())
         found = {n.split("/")[1] for n in self._names
                  if n.count("/") >= 2 and n.split("/")[0] in ("email", "push")}
-        self.locales: tuple[str, ...] = (self.default_locale,) + tuple(
-            sorted(loc for loc in found if loc != self.default_locale))
+        others = sorted(loc for loc in found if loc != self.default_locale)
+        self.locales: tuple[str, ...] = (self.default_locale, *others)
 
     def _resolve(self, pattern: str, chain: tuple[str, ...]) -> tuple[str, Template, str]:
         for loc in chain:
@@ -444,7 +451,7 @@ def _push_data(notification_id: str, ctx: NoticeContext,
 # Sample data: check() and send-test. A fixed instant keeps check() deterministic.
 _SAMPLE_NOW = datetime(2024, 11, 29, 15, 30, tzinfo=UTC)
 _PEOPLE = {"en": ("Sam Taylor", "America/New_York", "The box was not at my door."),
-           "fr": ("Camille Martin", "Europe/Paris", "Le colis n'était pas dans ma boîte aux lettres."),
+           "fr": ("Camille Martin", "Europe/Paris", "Le colis n'était pas dans ma boîte."),
            "de": ("Lena Fischer", "Europe/Berlin", "Das Paket lag nicht vor meiner Tür.")}
 _PICKUP = {"en": "UPS Access Point, 120 Main St, Springfield",
            "fr": "Relais Pickup, 14 rue de la République, Lyon",
