@@ -305,8 +305,10 @@ class Renderer:
         for loc in chain:
             name = pattern.format(locale=loc)
             if name in self._names:
-                tmpl = self._env.get_template(name)
-                return name, tmpl, loc
+                try:
+                    return name, self._env.get_template(name), loc
+                except TemplateSyntaxError as exc:
+                    raise RenderError(_locate(exc, name), f"TemplateSyntaxError: {exc}") from exc
         tried = ", ".join(pattern.format(locale=loc) for loc in chain)
         path = self._builtin / pattern.format(locale=self.default_locale)
         raise RenderError(str(path), f"template not found (tried {tried})")
