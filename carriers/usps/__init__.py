@@ -6,8 +6,7 @@ facts in reference/carriers.md section 6. Registered as ``carriers.usps:UspsCarr
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
+from carriers import links
 from carriers.usps.client import UspsCarrier
 from carriers.usps.parse import parse_payload
 
@@ -15,6 +14,6 @@ __all__ = ["UspsCarrier", "parse_payload", "tracking_url"]
 
 
 def tracking_url(number: str) -> str:
-    """The customer-facing USPS tracking page for ``number`` (reference 6.7, karrio's form)."""
-    return "https://tools.usps.com/go/TrackConfirmAction?tLabels=" + quote(number.strip(),
-                                                                             safe="")
+    """The customer-facing USPS tracking page for ``number`` (reference 6.7, karrio's form).
+    Same normalisation as ``carriers.links.tracking_url``; ValueError for an empty number."""
+    return links.tracking_url("usps", number)

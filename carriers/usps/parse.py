@@ -130,16 +130,22 @@ def _day(raw: Any) -> date | None:
         return None
 
 
-def _settle(events: list[model.TrackingEvent]) -> Status:
-    """Status after the events, oldest first: a delivered/returned parcel only moves on when a
-    newer event reports something that is news after delivery (not a late routine scan)."""
-    current = Status.unknown
+_STICKY = frozenset({Status.delivered, Status.returned})
+_ROUTINE = frozenset({Status.in_transit, Status.info_received, Status.unknown, Status.pending})
+
+
+def _settle(events: list[model.TrackingEvent]) -> model.TrackingEvent | None:
+    """The event that decides the shipment's status (events newest first): the newest one, but
+    a delivered/returned parcel only moves on when a newer event reports news after delivery
+    (an exception, attempt, pickup or delivery), not a late routine scan."""
+    deciding: model.TrackingEvent | None = None
     for event in reversed(events):
-        if current in (Status.delivered, Status.returned) and event.status in (
-                Status.in_transit, Status.info_received, Status.unknown, Status.pending):
+        if event.code in statuses.NO_STATUS_CHANGE:
+            continue  # carries no news about the parcel
+        if deciding is not None and deciding.status in _STICKY and event.status in _ROUTINE:
             continue
-        current = event.status
-    return current
+        deciding = event
+    return deciding
 
 
 def _events(detail: dict[str, Any], payload: Any
@@ -197,23 +203,22 @@ def _detail(detail: dict[str, Any], payload: Any) -> model.TrackingResult:
     if number is None:
         raise _fail("tracking detail without trackingNumber", payload)
     events, signers = _events(detail, payload)
-    status = _settle(events)
+    deciding = _settle(events)
+    status = deciding.status if deciding else Status.unknown
     if status is Status.unknown:
         # The newest scan's code is not ours (or there is no scan): USPS's category is the
         # reference's second discriminator (section 7).
         status = statuses.category_status(_text(detail.get("statusCategory")) or "") or status
     delivered_at = signed_by = None
-    if status is Status.delivered:
-        index = next((i for i, e in enumerate(events) if e.status is Status.delivered), None)
-        if index is not None:
-            delivered_at, signed_by = events[index].at, signers[index]
-    newest = events[0] if events else None
+    if deciding is not None and deciding.status is Status.delivered:
+        delivered_at = deciding.at
+        signed_by = next(s for e, s in zip(events, signers, strict=True) if e is deciding)
     return model.TrackingResult(
         carrier=CARRIER, tracking_number=number, status=status,
-        status_detail=_text(detail.get("status")) or (newest.description if newest else ""),
+        status_detail=_text(detail.get("status")) or (deciding.description if deciding else ""),
         estimated_delivery=_estimate(detail), delivered_at=delivered_at, signed_by=signed_by,
         service=clean_html(detail.get("mailClass")), events=tuple(events),
-        exception_reason=newest.exception_reason if newest and newest.status is status else None,
+        exception_reason=deciding.exception_reason if deciding else None,
         unknown_codes=tuple(sorted({e.code for e in events if e.status is Status.unknown})),
     )
 
