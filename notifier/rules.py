@@ -21,13 +21,16 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from carriers.model import DeliveryWindow, Status, TrackingEvent
-from notifier import config
 from notifier import events as ev
 from notifier.calendar import BusinessCalendar, local_midnight
 from notifier.models import Anomaly, AnomalyKind, OmsStatus, Order, Shipment
+
+if TYPE_CHECKING:  # annotations only: the rules never load configuration themselves
+    from notifier import config
 
 __all__ = ["AnomalyChanges", "Finding", "RulePolicy", "Verdict", "evaluate", "reconcile"]
 
@@ -155,7 +158,7 @@ def evaluate(
             continue
         evs = tuple(events.get(s.id, ())) if s.id is not None else ()
         zone_name = (dest_tz or {}).get(s.id) if s.id is not None else None
-        tz = ZoneInfo(zone_name or order.customer.tz)
+        tz = _zone(zone_name or order.customer.tz)
         outcomes += [
             _stale_pre_transit(order, s, evs, tz, now, policy),
             _stale_in_transit(order, s, evs, tz, now, policy),
@@ -217,7 +220,7 @@ def reconcile(
 def _stale_processing(order: Order, now: datetime, policy: RulePolicy) -> _Outcome:
     if order.shipments or order.oms_status not in _AWAITING_SHIPMENT:
         return _NOTHING
-    tz = ZoneInfo(policy.order_tz or order.customer.tz)
+    tz = _zone(policy.order_tz or order.customer.tz)
     cal, n, unit = policy.calendar, policy.stale_processing_days, policy.unit
     placed = order.placed_at or order.updated_at
     status = order.oms_status.value
@@ -412,6 +415,15 @@ def _close_reason(a: Anomaly, order: Order) -> str | None:
 def _finding(kind: AnomalyKind, order: Order, s: Shipment | None, detail: str) -> Finding:
     return Finding(kind=kind, order_id=order.id, shipment_id=s.id if s is not None else None,
                    detail=detail, carrier=s.carrier if s is not None else None)
+
+
+def _zone(name: str) -> ZoneInfo:
+    # One bad zone name on one customer must not stop the sweep for everyone; UTC is shown in
+    # the details (``tz.key``), so the fallback stays visible.
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def _when(instant: datetime | None) -> str:

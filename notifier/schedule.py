@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from carriers.model import Status
-from notifier.config import PollingSettings
 from notifier.models import Shipment
+
+if TYPE_CHECKING:  # annotations only: the schedule never loads configuration itself
+    from notifier.config import PollingSettings
 
 __all__ = ["defer_time", "next_poll_at", "poll_priority", "select_within_budget"]
 
@@ -24,9 +27,6 @@ __all__ = ["defer_time", "next_poll_at", "poll_priority", "select_within_budget"
 # somewhere" 14 hours before it begins in UTC (UTC+14 is the earliest zone): polling a few hours
 # early near delivery costs little, missing the delivery day costs a lot.
 _EARLIEST_ZONE = timedelta(hours=14)
-# Backoff exponents beyond this cannot matter (1.01 ** 4000 already exceeds any cap) and would
-# overflow a float.
-_MAX_EXPONENT = 4000
 
 # Priority: a base per situation plus a starvation term that grows with time since the last
 # poll attempt. With these figures a pending shipment left waiting about 20 hours outranks an
@@ -85,11 +85,7 @@ def next_poll_at(
     if expires_at is not None and now >= expires_at:
         return None, Status.expired
     base = base_interval(shipment, now=now, policy=policy)
-    factor = max(1.0, policy.backoff_factor)
-    grown = base.total_seconds() * factor ** min(unchanged, _MAX_EXPONENT)
-    # Back-off never shortens a base interval that is already above the cap.
-    cap = max(policy.max_interval, base).total_seconds()
-    interval = timedelta(seconds=min(grown, cap))
+    interval = _backed_off(base, unchanged, policy)
     nxt = now + _jittered(interval, policy, rand)
     if expires_at is not None and nxt > expires_at:
         nxt = expires_at  # come back exactly when it expires, so expiry is not late
@@ -194,6 +190,18 @@ def defer_time(
         return start
     position = min(max(rank, 0), total - 1)
     return start + spread * (position / total)
+
+
+def _backed_off(base: timedelta, unchanged: int, policy: PollingSettings) -> timedelta:
+    """``base * backoff_factor ** unchanged``, capped at max_interval (never below ``base``)."""
+    if base <= timedelta(0):
+        return base
+    cap = max(policy.max_interval, base)
+    factor = max(1.0, policy.backoff_factor)
+    # Compared in logs: a long-unchanged shipment would overflow factor ** unchanged.
+    if unchanged * math.log(factor) >= math.log(cap / base):
+        return cap
+    return base * factor**unchanged
 
 
 def _jittered(interval: timedelta, policy: PollingSettings, rand: float) -> timedelta:

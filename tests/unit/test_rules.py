@@ -627,3 +627,10 @@ def test_new_events_ignores_edited_text_and_repeats_and_sorts() -> None:
 def test_sorted_events_orders_by_instant() -> None:
     a, b = event(utc(4), code="B"), event(utc(3), code="A")
     assert sorted_events([a, b]) == [b, a]
+
+
+@pytest.mark.parametrize("bad", ["Not/AZone", ""])
+def test_unknown_zone_falls_back_to_utc(bad: str) -> None:
+    late = order(moving(current_edd=DeliveryWindow.day(date(2025, 3, 5))), tz=bad)
+    (finding,) = run(late, utc(6)).findings
+    assert finding.detail == "expected by 2025-03-05 (UTC); not delivered"
