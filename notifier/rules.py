@@ -137,9 +137,9 @@ def evaluate(
 ) -> Verdict:
     """Every anomaly that holds for ``order`` at ``now``, plus the next time-driven change.
 
-    ``order.shipments`` carry their stored state; ``shipment.status`` is authoritative (the
-    store applies "never back from delivered unless a newer event says so"). ``events`` are the
-    stored (de-duplicated) events per shipment id, in any order. ``dest_tz`` gives each
+    ``order.shipments`` are stored rows (with ids) carrying their state; ``shipment.status`` is
+    authoritative (the store applies "never back from delivered unless a newer event says
+    so"). ``events`` are the stored (de-duplicated) events per shipment id, in any order. ``dest_tz`` gives each
     shipment's destination zone; the customer's zone is the default. A delivered shipment
     yields at most ``delivered_disputed``; a cancelled order yields nothing else either.
     """
@@ -185,7 +185,7 @@ def reconcile(
     ``delivered_disputed`` is never closed here (ops resolve disputes); ``edd_slipped`` stays
     open (kept in history) until the shipment is delivered or otherwise finished. A second
     open row for one identity, which only an upstream bug creates, is closed as "duplicate".
-    ``now`` is accepted for symmetry with the caller, which stamps the changes with it.
+    Anomalies of other orders are ignored. ``now`` is accepted for symmetry with the caller, which stamps the changes with it.
     """
     del now  # the caller stamps opened/last_seen/resolved; nothing here depends on the time
     wanted: dict[tuple[str, int | None, AnomalyKind], Finding] = {}
@@ -194,7 +194,7 @@ def reconcile(
     current: dict[tuple[str, int | None, AnomalyKind], Anomaly] = {}
     closed: list[tuple[Anomaly, str]] = []
     for a in open_anomalies:
-        if not a.is_open:
+        if not a.is_open or a.order_id != order.id:
             continue
         key = (a.order_id, a.shipment_id, a.kind)
         if key in current:

@@ -21,7 +21,14 @@ from notifier.models import Shipment
 if TYPE_CHECKING:  # annotations only: the schedule never loads configuration itself
     from notifier.config import PollingSettings
 
-__all__ = ["defer_time", "next_poll_at", "poll_priority", "select_within_budget"]
+__all__ = [
+    "at_or_past_edd",
+    "base_interval",
+    "defer_time",
+    "next_poll_at",
+    "poll_priority",
+    "select_within_budget",
+]
 
 # An EDD is a local date at the destination, which this module does not know. A day "has begun
 # somewhere" 14 hours before it begins in UTC (UTC+14 is the earliest zone): polling a few hours
@@ -48,7 +55,8 @@ _STATUS_BASE: dict[Status, float] = {
     Status.expired: 0.0,
 }
 # Statuses for which "at or past EDD" means "poll more often": the parcel should arrive any
-# moment. A parcel waiting at a pickup point or in a problem state has its own cadence.
+# moment (problem states included: a failed attempt near the EDD is often retried that day).
+# A parcel waiting at a pickup point has arrived; out for delivery is already the shortest.
 _EDD_SENSITIVE = frozenset(
     {Status.pending, Status.info_received, Status.in_transit, Status.unknown, Status.exception,
      Status.failed_attempt}
@@ -148,9 +156,11 @@ def select_within_budget(
     ``budget`` counts requests. One request carries up to ``batch_size`` numbers of one
     carrier, so shipments are packed per carrier and a lower-priority shipment may still ride
     in a batch already paid for. The requests needed for the chosen shipments never exceed
-    ``budget``; every element of ``due`` lands in exactly one of the two lists.
+    ``budget``; every element of ``due`` lands in exactly one of the two lists. The index of
+    a shipment in the deferred list is its ``rank`` for :func:`defer_time`.
     """
     size = max(1, batch_size)
+
     def rank_key(s: Shipment) -> tuple[float, datetime, int]:
         urgent = s.id is not None and s.id in open_exceptions
         return (-poll_priority(s, now=now, has_open_exception=urgent), s.next_poll_at or now,

@@ -517,11 +517,13 @@ def test_reconcile_identity_includes_shipment_and_kind() -> None:
     assert ch.closed == ()
 
 
-def test_reconcile_ignores_resolved_rows_and_closes_duplicates() -> None:
+def test_reconcile_ignores_resolved_and_foreign_rows_and_closes_duplicates() -> None:
     o = order(moving())
     resolved = anomaly(K.exception, resolved_at=utc(4), resolution="delivered")
     dup_a, dup_b = anomaly(K.exception, id=1), anomaly(K.exception, id=2)
-    ch = reconcile([resolved, dup_a, dup_b], [finding(K.exception)], now=utc(5), order=o)
+    other_order = dataclasses.replace(anomaly(K.overdue), order_id="B7")
+    ch = reconcile([resolved, dup_a, other_order, dup_b], [finding(K.exception)], now=utc(5),
+                   order=o)
     assert ch.opened == ()
     assert ch.closed == ((dup_b, "duplicate"),)
     disputes = [anomaly(K.delivered_disputed, id=1), anomaly(K.delivered_disputed, id=2)]
