@@ -172,9 +172,11 @@ def _scan(event: dict[str, Any]) -> _Scan:
     texts = _texts_of(event)
     status, code, reason = _scan_status(event, event.get("derivedStatusCode"), texts,
                                         code_key="eventType")
+    # The exception text says what actually happened ("Customer not available..."); keep it.
+    description = ": ".join(t for t in (_text(event.get("eventDescription")),
+                                        _text(event.get("exceptionDescription"))) if t)
     return _Scan(at=at, local_time=local_time, offset_assumed=assumed, status=status,
-                 code=code, description=_text(event.get("eventDescription")) or "",
-                 location=location, reason=reason)
+                 code=code, description=description, location=location, reason=reason)
 
 
 def _scan_status(raw: dict[str, Any], derived: Any, texts: str, *, code_key: str = "code",
