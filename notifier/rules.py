@@ -139,9 +139,9 @@ def evaluate(
 
     ``order.shipments`` are stored rows (with ids) carrying their state; ``shipment.status`` is
     authoritative (the store applies "never back from delivered unless a newer event says
-    so"). ``events`` are the stored (de-duplicated) events per shipment id, in any order. ``dest_tz`` gives each
-    shipment's destination zone; the customer's zone is the default. A delivered shipment
-    yields at most ``delivered_disputed``; a cancelled order yields nothing else either.
+    so"). ``events`` are the stored (de-duplicated) events per shipment id, in any order.
+    ``dest_tz`` gives each shipment's destination zone; the customer's zone is the default.
+    A delivered shipment yields at most ``delivered_disputed``; so does a cancelled order.
     """
     outcomes: list[_Outcome] = []
     cancelled = order.oms_status is OmsStatus.cancelled
@@ -185,7 +185,8 @@ def reconcile(
     ``delivered_disputed`` is never closed here (ops resolve disputes); ``edd_slipped`` stays
     open (kept in history) until the shipment is delivered or otherwise finished. A second
     open row for one identity, which only an upstream bug creates, is closed as "duplicate".
-    Anomalies of other orders are ignored. ``now`` is accepted for symmetry with the caller, which stamps the changes with it.
+    Anomalies of other orders are ignored. ``now`` is accepted for symmetry; the caller
+    stamps the changes with it.
     """
     del now  # the caller stamps opened/last_seen/resolved; nothing here depends on the time
     wanted: dict[tuple[str, int | None, AnomalyKind], Finding] = {}
@@ -256,13 +257,13 @@ def _stale_pre_transit(order: Order, s: Shipment, evs: Sequence[TrackingEvent], 
     if s.status is not Status.info_received:
         return _NOTHING
     # Since the label existed: the earliest thing we know of (its events or our registration).
-    known = [ev.latest_possible(e) for e in evs]
-    known += [t for t in (s.created_at, s.last_event_at) if t is not None]
-    if not known:
+    ours = [t for t in (s.created_at, s.last_event_at) if t is not None]
+    if not evs and not ours:
         return _NOTHING
-    since = min(known)
+    shown = min([e.at for e in evs] + ours)
+    since = min([ev.latest_possible(e) for e in evs] + ours)
     n = policy.stale_pre_transit_days
-    detail = f"label created {_when(since)}: no carrier scan after {_num(n)} {policy.unit}"
+    detail = f"label created {_when(shown)}: no carrier scan after {_num(n)} {policy.unit}"
     return _observed_stale(AnomalyKind.stale_pre_transit, order, s, since, n, tz, now, policy,
                            detail)
 
@@ -273,16 +274,15 @@ def _stale_in_transit(order: Order, s: Shipment, evs: Sequence[TrackingEvent], t
         return _NOTHING
     # Latest carrier event by instant (array order is not trusted); an offset-less time counts
     # at the latest instant it could be, so a guessed zone never makes a parcel stale early.
-    known = [ev.latest_possible(e) for e in evs]
-    if s.last_event_at is not None:
-        known.append(s.last_event_at)
-    if not known and s.created_at is not None:
-        known.append(s.created_at)
-    if not known:
+    ours = [s.last_event_at] if s.last_event_at is not None else []
+    if not evs and not ours and s.created_at is not None:
+        ours = [s.created_at]
+    if not evs and not ours:
         return _NOTHING
-    since = max(known)
+    shown = max([e.at for e in evs] + ours)
+    since = max([ev.latest_possible(e) for e in evs] + ours)
     n = policy.in_transit_days(s.carrier)
-    detail = f"no carrier event since {_when(since)}: threshold {_num(n)} {policy.unit}"
+    detail = f"no carrier event since {_when(shown)}: threshold {_num(n)} {policy.unit}"
     return _observed_stale(AnomalyKind.stale_in_transit, order, s, since, n, tz, now, policy,
                            detail)
 

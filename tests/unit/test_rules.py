@@ -636,3 +636,15 @@ def test_unknown_zone_falls_back_to_utc(bad: str) -> None:
     late = order(moving(current_edd=DeliveryWindow.day(date(2025, 3, 5))), tz=bad)
     (finding,) = run(late, utc(6)).findings
     assert finding.detail == "expected by 2025-03-05 (UTC); not delivered"
+
+
+def test_offset_assumed_shifts_the_deadline_not_the_reported_time() -> None:
+    guessed = event(utc(3, 10), offset_assumed=True)
+    stale = order(moving(last_event_at=None, last_success_at=utc(7)))
+    (finding,) = run(stale, utc(7), events={1: [guessed]}).findings
+    assert finding.detail == ("no carrier event since 2025-03-03 10:00 UTC: "
+                              "threshold 3 business days")
+    label = order(ship(status=Status.info_received, created_at=utc(5), last_success_at=utc(7)))
+    (pre,) = run(label, utc(7), events={1: [dataclasses.replace(guessed, code="OC")]}).findings
+    assert pre.detail == ("label created 2025-03-03 10:00 UTC: "
+                          "no carrier scan after 3 business days")
