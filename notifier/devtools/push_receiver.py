@@ -272,6 +272,7 @@ class PushReceiver:
             "code": status, "message": text, "status": rpc, "details": details or []}})
 
     async def _fcm_send(self, request: Request) -> Response:
+        raw = await request.body()  # read before any answer: see _apns
         project = request.path_params["project"]
         auth = request.headers.get("authorization", "")
         grant = self._fcm_tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
@@ -282,7 +283,7 @@ class PushReceiver:
             return self._fcm_error("", 403, "PERMISSION_DENIED",
                                    f"Permission denied on project {project}")
         try:
-            message = json.loads(await request.body())["message"]
+            message = json.loads(raw)["message"]
             token = message["token"]
         except (ValueError, KeyError, TypeError):
             return self._fcm_error("", 400, "INVALID_ARGUMENT", "Request contains an invalid "
@@ -304,6 +305,9 @@ class PushReceiver:
     # -- APNs ---------------------------------------------------------------------------------
 
     async def _apns(self, request: Request) -> Response:
+        # Read the whole body before answering: hypercorn 0.18 crashes the HTTP/2 connection
+        # (KeyError in DataReceived) when DATA frames arrive for a stream already answered.
+        body = await request.body()
         token = request.path_params["token"]
         if request.scope.get("http_version") != "2":
             return self._refuse("apns", token, 505, {"reason": "HTTP/2 required"})
@@ -331,7 +335,6 @@ class PushReceiver:
             return self._refuse("apns", token, 400, {"reason": "BadDeviceToken"})
         if scripted := self._scripted("apns", token):
             return scripted
-        body = await request.body()
         if not body:
             return self._refuse("apns", token, 400, {"reason": "PayloadEmpty"})
         if len(body) > 4096:
@@ -366,6 +369,7 @@ class PushReceiver:
         return None, parts["k"]
 
     async def _webpush(self, request: Request) -> Response:
+        body = await request.body()  # read before any answer: see _apns
         sub_id = request.path_params["sub_id"]
         origin = f"{request.url.scheme}://{request.url.netloc}"
         problem, k = self._check_vapid(request.headers.get("authorization", ""), origin)
@@ -386,7 +390,6 @@ class PushReceiver:
             return self._refuse("webpush", sub_id, 403, {
                 "code": 403, "error": "Forbidden", "message": "VAPID key does not match the "
                 "applicationServerKey of this subscription"})
-        body = await request.body()
         if len(body) > 4096:
             return self._refuse("webpush", sub_id, 413, {"code": 413, "error": "Too Large"})
         try:
@@ -400,7 +403,8 @@ class PushReceiver:
             payload = plain.decode("utf-8", "replace")
         self._record({"channel": "webpush", "token": sub_id, "endpoint": str(request.url),
                       "headers": {h: request.headers[h] for h in
-                                  ("ttl", "urgency", "topic", "content-encoding")
+                                  ("ttl", "urgency", "topic", "content-encoding",
+                                   "authorization")
                                   if h in request.headers},
                       "payload": payload, "body_bytes": len(body)})
         return Response(status_code=201, headers={
@@ -409,11 +413,11 @@ class PushReceiver:
     # -- webhooks -----------------------------------------------------------------------------
 
     async def _webhook(self, request: Request) -> Response:
+        body = await request.body()  # read before any answer: see _apns
         name = request.path_params["name"]
         key = self._webhook_secrets.get(name)
         if key is None:
             return self._refuse("webhook", name, 404, {"error": "unknown webhook"})
-        body = await request.body()
         msg_id = request.headers.get("webhook-id", "")
         stamp = request.headers.get("webhook-timestamp", "")
         signatures = request.headers.get("webhook-signature", "").split()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +23,11 @@ import pytest
 from notifier.channels.base import Recipient, RenderedMessage
 from notifier.channels.webhook import WebhookChannel
 from notifier.config import Secret, WebhookSettings
-from notifier.devtools.push_receiver import PushReceiverThread, make_webhook_secret
+from notifier.devtools.push_receiver import (
+    PushReceiver,
+    PushReceiverThread,
+    make_webhook_secret,
+)
 from notifier.errors import (
     ChannelMisconfigured,
     DeliveryError,
@@ -215,3 +221,19 @@ async def test_timeout_and_refused_connection_are_transient(http: httpx.AsyncCli
             await channel.send(message(), Recipient(address=url))
     with pytest.raises(DeliveryTransient, match="transport"):
         await channel.send(message(), Recipient(address=url))
+
+
+async def test_receiver_appends_json_lines_to_its_out_file(tmp_path: Path,
+                                                          http: httpx.AsyncClient) -> None:
+    out = tmp_path / "received.jsonl"
+    clock = FakeClock()
+    secret = make_webhook_secret()
+    with PushReceiverThread(PushReceiver(clock=clock, out_file=out)) as srv:
+        url = srv.receiver.add_webhook("shop", secret)
+        channel = make_channel(http, clock, secret)
+        await channel.send(message(), Recipient(address=url))
+        await channel.send(message(notification_id="ntf_2"), Recipient(address=url))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(m["channel"], m["headers"]["webhook-id"]) for m in lines] == [
+        ("webhook", "ntf_01J9Z8"), ("webhook", "ntf_2")]
+    assert lines == srv.receiver.received

@@ -105,8 +105,10 @@ async def test_receiver_decrypts_exactly_the_json_sent(
         "body": "Order 1234 was delivered — enjoy!", "data": {"order_id": "1234",
                                                               "items": [1, 2]},
         "tag": "order-1234"}
-    assert got[0]["headers"] == {"ttl": "3600", "urgency": "high", "topic": "order-1234",
-                                 "content-encoding": "aes128gcm"}
+    headers = dict(got[0]["headers"])
+    assert headers.pop("authorization").startswith("vapid t=")
+    assert headers == {"ttl": "3600", "urgency": "high", "topic": "order-1234",
+                       "content-encoding": "aes128gcm"}
     assert got[0]["body_bytes"] <= 4096
     assert receipt.provider_id is not None
     assert receipt.provider_id.startswith(sub["endpoint"] + "/messages/")
@@ -147,6 +149,23 @@ async def test_independent_decrypt_and_vapid_check(vapid: tuple[Path, str], cloc
                         options={"verify_exp": False})
     assert claims["sub"] == "mailto:ops@example.com"
     assert clock.now < claims["exp"] <= clock.now + 24 * 3600
+
+
+async def test_vapid_jwt_reused_per_origin_until_an_hour_before_expiry(
+        server: PushReceiverThread, channel: WebPushChannel, clock: FakeClock) -> None:
+    subs = [server.receiver.new_webpush_subscription()[0] for _ in range(3)]
+    for sub in subs:
+        await channel.send(message(), Recipient(address=json.dumps(sub)))
+    clock.now += 11 * 3600 - 1  # the 12 h token still has over an hour left
+    await channel.send(message(), Recipient(address=json.dumps(subs[0])))
+    clock.now += 2
+    await channel.send(message(), Recipient(address=json.dumps(subs[0])))
+    endpoints = {s["endpoint"] for s in subs}
+    tokens = [m["headers"]["authorization"] for m in server.receiver.received
+              if m.get("endpoint") in endpoints]
+    assert len(tokens) == 5
+    assert len(set(tokens[:4])) == 1
+    assert tokens[4] != tokens[0]
 
 
 async def test_long_collapse_key_becomes_a_valid_topic(
