@@ -18,7 +18,7 @@ import enum
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 from carriers.model import DeliveryWindow
@@ -223,7 +223,7 @@ def _at_local(day: date, hour: float, tz: str) -> datetime:
     """UTC instant of a local wall time (hour may be fractional)."""
     minutes = round(hour * 60)
     local = datetime.combine(day, time(minutes // 60, minutes % 60), zone(tz))
-    return local.astimezone(zone("UTC"))
+    return local.astimezone(UTC)
 
 
 def _next_local(after: datetime, place: Place, rng: random.Random, low: float,
