@@ -19,20 +19,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime, format_interval, format_skeleton
-from babel.dates import format_time as babel_format_time
-from jinja2 import (
-    ChoiceLoader,
-    FileSystemLoader,
-    StrictUndefined,
-    Template,
-    TemplateSyntaxError,
-    pass_context,
-    select_autoescape,
-)
+import jinja2
+from babel import Locale, UnknownLocaleError, dates
+from jinja2 import Template, TemplateSyntaxError, pass_context, sandbox
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 
 from notifier import errors, models
 from notifier.channels import base
@@ -192,33 +182,36 @@ def _f_date(ctx: Context, value: date | datetime | None, fmt: str = "long") -> s
     st = _state(ctx)
     day = _local(value, st.zone).date() if isinstance(value, datetime) else value
     if fmt in _NAMED:
-        return format_date(day, fmt, locale=st.locale)
-    return format_skeleton(fmt, day, locale=st.locale)
+        return dates.format_date(day, fmt, locale=st.locale)
+    return dates.format_skeleton(fmt, day, locale=st.locale)
 
 
 @pass_context
-def _f_datetime(ctx: Context, value: datetime | None, fmt: str = "") -> str:
-    """An instant in the customer's zone; default "Sun, Nov 3, 10:05 AM" style, localised."""
+def _f_datetime(ctx: Context, value: datetime | None, fmt: str = "MMMEd") -> str:
+    """An instant in the customer's zone: a named Babel format, or a CLDR date skeleton for the
+    day followed by the locale's short time ("Sun, Nov 3, 10:05 AM" by default)."""
     if value is None:
         return ""
     st = _state(ctx)
     local = _local(value, st.zone)
     if fmt in _NAMED:
-        return format_datetime(local, fmt, tzinfo=st.zone, locale=st.locale)
-    if fmt:
-        return format_skeleton(fmt, local, tzinfo=st.zone, locale=st.locale)
-    day = format_skeleton("MMMEd", local, tzinfo=st.zone, locale=st.locale)
-    clock = babel_format_time(local, "short", tzinfo=st.zone, locale=st.locale)
+        return dates.format_datetime(local, fmt, tzinfo=st.zone, locale=st.locale)
+    day = dates.format_skeleton(fmt, local, tzinfo=st.zone, locale=st.locale)
+    clock = dates.format_time(local, "short", tzinfo=st.zone, locale=st.locale)
     pattern = str(st.locale.datetime_formats.get("medium", "{1}, {0}"))
     return pattern.replace("{1}", day).replace("{0}", clock)
 
 
 @pass_context
 def _f_time(ctx: Context, value: datetime | None, fmt: str = "short") -> str:
+    """A time of day in the customer's zone: a named Babel format or a skeleton (hm, Hm)."""
     if value is None:
         return ""
     st = _state(ctx)
-    return babel_format_time(_local(value, st.zone), fmt, tzinfo=st.zone, locale=st.locale)
+    local = _local(value, st.zone)
+    if fmt in _NAMED:
+        return dates.format_time(local, fmt, tzinfo=st.zone, locale=st.locale)
+    return dates.format_skeleton(fmt, local, tzinfo=st.zone, locale=st.locale)
 
 
 @pass_context
@@ -228,9 +221,9 @@ def _f_edd(ctx: Context, start: date | None, end: date | None = None) -> str:
         return ""
     st = _state(ctx)
     if end is None or end <= start:
-        return format_skeleton("MMMMEEEEd", start, locale=st.locale)
+        return dates.format_skeleton("MMMMEEEEd", start, locale=st.locale)
     skeleton = "MMMEd" if start.year == end.year else "yMMMEd"
-    return str(format_interval(start, end, skeleton, locale=st.locale))
+    return str(dates.format_interval(start, end, skeleton, locale=st.locale))
 
 
 @pass_context
@@ -285,16 +278,17 @@ class Renderer:
         self.default_locale = normalize_locale(default_locale)
         self._limits = (max_subject, max_push_title, max_push_body)
         self._ttl = (ttl_short_s, ttl_long_s)
-        loaders = [FileSystemLoader(str(d)) for d in (user_dir, builtin_dir) if d is not None]
-        self._env = SandboxedEnvironment(
-            loader=ChoiceLoader(loaders), undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default=False,
+        dirs = [d for d in (user_dir, builtin_dir) if d is not None]
+        loaders = [jinja2.FileSystemLoader(str(d)) for d in dirs]
+        self._env = sandbox.SandboxedEnvironment(
+            loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False,
                                          default_for_string=False),
             trim_blocks=True, lstrip_blocks=True, auto_reload=False, cache_size=2000)
         self._env.filters.update(date=_f_date, datetime=_f_datetime, time=_f_time, edd=_f_edd)
         self._env.globals["localized"] = _g_localized
         self._names = frozenset(self._env.list_templates(extensions=("txt", "html")))
-        self._user_names = frozenset(FileSystemLoader(str(user_dir)).list_templates()
+        self._user_names = frozenset(jinja2.FileSystemLoader(str(user_dir)).list_templates()
                                      if user_dir is not None and user_dir.is_dir() else ())
         found = {n.split("/")[1] for n in self._names
                  if n.count("/") >= 2 and n.split("/")[0] in ("email", "push")}
@@ -382,7 +376,7 @@ class Renderer:
               now: datetime | None = None) -> list[str]:
         """Render every trigger x locale x {email, push} with sample data (or the contexts
         given); return one "TEMPLATE_PATH: problem" line per distinct problem found."""
-        problems: dict[str, None] = {}
+        problems: dict[str, str] = {}  # problem -> the first case that showed it
         now = now or _SAMPLE_NOW
         contexts: Iterable[tuple[str, NoticeContext]] = (
             (("custom", c) for c in sample_contexts) if sample_contexts is not None else
@@ -394,29 +388,31 @@ class Renderer:
                 try:
                     msg = self.render("check", ctx, channel=kind)
                 except RenderError as exc:
-                    problems[f"{exc} {where}"] = None
+                    problems.setdefault(str(exc), where)
                     continue
-                for problem in _content_problems(msg, ctx, kind):
-                    problems[f"{problem} {where}"] = None
+                for name, problem in _content_problems(msg, ctx, kind):
+                    path = self._env.get_template(name).filename if name in self._names else name
+                    problems.setdefault(f"{path}: {problem}", where)
         if self._user is not None and not self._user.is_dir():
-            problems[f"{self._user}: user template folder does not exist"] = None
+            problems[f"{self._user}: user template folder does not exist"] = ""
         for name in sorted(self._user_names):
             if _unknown_name(name):
-                problems[f"{self._user}/{name}: not a known template name (file ignored)"] = None
-        return list(problems)
+                problems[f"{self._user}/{name}: not a known template name (file ignored)"] = ""
+        return [f"{problem} {where}".rstrip() for problem, where in problems.items()]
 
 
-def _content_problems(msg: base.RenderedMessage, ctx: NoticeContext, kind: str) -> list[str]:
-    out: list[str] = []
-    folder = f"email/{msg.locale}/{ctx.trigger}"
+def _content_problems(msg: base.RenderedMessage, ctx: NoticeContext,
+                      kind: str) -> list[tuple[str, str]]:
+    """(template name, problem) for output that rendered but is unusable."""
     if kind == "email":
-        if not msg.subject:
-            out.append(f"{folder}/subject.txt: renders an empty subject")
+        folder = f"email/{msg.locale}/{ctx.trigger}"
+        out = [] if msg.subject else [(f"{folder}/subject.txt", "renders an empty subject")]
         if ctx.unsubscribe_url and ctx.unsubscribe_url not in (msg.html or ""):
-            out.append(f"{folder}/body.html: does not show the unsubscribe link")
-    elif not (msg.title and msg.body):
-        out.append(f"push/{msg.locale}/{ctx.trigger}.txt: renders an empty title or body")
-    return out
+            out.append((f"{folder}/body.html", "does not show the unsubscribe link"))
+        return out
+    if msg.title and msg.body:
+        return []
+    return [(f"push/{msg.locale}/{ctx.trigger}.txt", "renders an empty title or body")]
 
 
 def _unknown_name(name: str) -> bool:
