@@ -37,14 +37,8 @@ from notifier.clock import Clock, SystemClock
 from notifier.config import EmailSettings
 from notifier.errors import ChannelMisconfigured, DeliveryError, DeliveryRejected, DeliveryTransient
 
-__all__ = [
-    "EmailChannel",
-    "build_message",
-    "classify_smtp_error",
-    "clean_header_text",
-    "make_message_id",
-    "mask_address",
-]
+__all__ = ["EmailChannel", "build_message", "classify_smtp_error", "clean_header_text",
+           "make_message_id", "mask_address"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +50,7 @@ _EMAIL_IN_TEXT = re.compile(r"[^\s<>\"'(),;:]+@[A-Za-z0-9.-]+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 # Characters kept verbatim in a URI inside <...>: visible ASCII except the delimiters.
-_URI_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in '<>"\\^`{|}%')
+_URI_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in '<>"\\^`{|}')
 _MAX_ID_LEFT = 64
 _SPECIALS = set('"(),:;<>@[\\]')
 
@@ -65,16 +59,22 @@ _SPECIALS = set('"(),:;<>@[\\]')
 
 
 def clean_header_text(text: str) -> str:
-    """``text`` fit for a header: control and line/paragraph-separator characters become spaces,
-    whitespace runs collapse to one space, ends are trimmed. ``str.split()`` splits on every
-    character ``str.splitlines()`` breaks on (``\\v \\f \\x1c-\\x1e \\x85 \\u2028
-    \\u2029``), which is what the stdlib's header check trips on."""
+    """``text`` fit for a header, on one line and literal.
+
+    Control and line/paragraph-separator characters become spaces, whitespace runs collapse to
+    one space, ends are trimmed, and ``=?`` can no longer start an RFC 2047 encoded word.
+    ``str.split()`` splits on every character ``str.splitlines()`` breaks on (``\\v \\f
+    \\x1c-\\x1e \\x85 \\u2028 \\u2029``), which is what the stdlib's header check trips on.
+    """
     kept = "".join(
         " " if (ch < " " or "\x7f" <= ch <= "\x9f") else ch
         for ch in text
         if not "\ud800" <= ch <= "\udfff"  # lone surrogates cannot be encoded at all
     )
-    return " ".join(kept.split())
+    # The stdlib's header parser decodes RFC 2047 encoded words ("=?utf-8?q?=0D=0A?=") even in
+    # values we set, and the decoded text can hold CR/LF (found by the Hypothesis test). A word
+    # joiner between "=" and "?" keeps the text looking the same but never forms an encoded word.
+    return " ".join(kept.split()).replace("=?", "=\u2060?")
 
 
 def mask_address(address: str) -> str:
@@ -138,13 +138,11 @@ def _address(display_name: str, address: str) -> Address:
 
 
 class _VerbatimHeader(str):
-    """A header value the generator must emit as is: ``<uri>, <uri>`` lists.
+    """A ``<uri>, <uri>`` header value emitted as is, folded only between entries.
 
-    aiosmtplib serialises with ``policy.SMTP`` (78-column folding), which RFC 2047-encodes any
-    token too long for one line - and an encoded URI in ``List-Unsubscribe`` is useless to a
-    mail client. The policy API hands a value that has ``name`` and ``fold`` to the generator
-    unchanged, so we fold only between entries. Values come from :func:`_uri`, which leaves no
-    whitespace or control character, hence no way to inject a line.
+    aiosmtplib serialises with ``policy.SMTP``, which RFC 2047-encodes any token longer than a
+    78-column line - useless for a URI. The policy passes a value with ``name`` and ``fold``
+    through unchanged; :func:`_uri` leaves no whitespace or control character to inject with.
     """
 
     name: str
@@ -160,7 +158,7 @@ class _VerbatimHeader(str):
 
 
 def _uri(value: str) -> str:
-    return quote(value.strip(), safe=_URI_SAFE + "%")
+    return quote(value.strip(), safe=_URI_SAFE)
 
 
 def _unsubscribe(message: RenderedMessage) -> tuple[str, bool] | None:
@@ -249,16 +247,22 @@ def classify_smtp_error(exc: BaseException, *, stage: str = "SMTP") -> DeliveryE
     """Map an aiosmtplib/ssl/OS error to our delivery errors; ``None`` for anything unexpected
     (a bug, left to propagate). ``stage`` names where it happened (``CONNECT`` for connect/
     STARTTLS/AUTH) and is used when the exception itself does not say."""
-    cause = exc.__cause__
-    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
-        cause, ssl.SSLCertVerificationError
-    ):
+    # aiosmtplib wraps TLS failures during connect in SMTPConnectError; STARTTLS raises them raw.
+    tls_error = next(
+        (e for e in (exc, exc.__cause__) if isinstance(e, ssl.SSLError)), None
+    )
+    if isinstance(tls_error, ssl.SSLCertVerificationError):
         # Chosen over DeliveryTransient: a wrong CA, host name or expired certificate - or an
         # interception - needs an operator; retrying silently would hide it.
-        reason = getattr(exc, "verify_message", None) or getattr(cause, "verify_message", "")
         return ChannelMisconfigured(
-            CHANNEL, f"TLS certificate of the SMTP server failed verification ({reason}); "
-            "check email.host and email.ca_file"
+            CHANNEL, f"TLS certificate of the SMTP server failed verification "
+            f"({tls_error.verify_message}); check email.host and email.ca_file"
+        )
+    if tls_error is not None and tls_error.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST"):
+        # Implicit TLS spoken to a plaintext (STARTTLS) port, or similar.
+        return ChannelMisconfigured(
+            CHANNEL, f"TLS handshake failed ({tls_error.reason}); "
+            "check email.security and email.port"
         )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refusals = exc.recipients or []
@@ -287,10 +291,6 @@ def classify_smtp_error(exc: BaseException, *, stage: str = "SMTP") -> DeliveryE
         return DeliveryTransient(CHANNEL, f"timed out: {exc}")
     if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError)):
         return DeliveryTransient(CHANNEL, _mask_text(str(exc)))
-    if isinstance(exc, ssl.SSLError) and exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST"):
-        return ChannelMisconfigured(
-            CHANNEL, f"TLS handshake failed ({exc.reason}); check email.security and email.port"
-        )
     if isinstance(exc, OSError):  # other socket / TLS-transport failures
         return DeliveryTransient(CHANNEL, f"{type(exc).__name__}: {exc}")
     if isinstance(exc, aiosmtplib.SMTPException):

@@ -262,8 +262,9 @@ class SmtpSink:
     ) -> None:
         """Answer the next ``count`` ``stage`` commands with ``code_line`` (e.g.
         ``"451 4.3.0 try later"``). With ``recipient``, only commands concerning that address
-        (RCPT of it, MAIL/DATA of a transaction including it) are affected. A 421 line also
-        closes the session, like a real server."""
+        are affected: its RCPT, a DATA whose envelope includes it, or (for MAIL, where no
+        recipient is known yet) a MAIL FROM that address. A 421 line also closes the session,
+        like a real server."""
         if not _REPLY.match(code_line) or code_line[0] not in "45":
             raise ValueError(f"not an SMTP error reply line: {code_line!r}")
         if stage not in ("MAIL", "RCPT", "DATA"):
