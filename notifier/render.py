@@ -24,11 +24,12 @@ from babel import Locale, UnknownLocaleError, dates
 from jinja2 import Template, TemplateSyntaxError, pass_context, sandbox
 from jinja2.runtime import Context
 
+from carriers import links
 from notifier import errors, models
 from notifier.channels import base
 
 __all__ = ["BUILTIN_TEMPLATES", "NoticeContext", "RenderError", "Renderer", "ShipmentView",
-           "normalize_locale", "sample_context"]
+           "normalize_locale", "one_line", "sample_context"]
 
 
 def _find_builtin() -> Path:
@@ -470,7 +471,7 @@ def sample_context(trigger: str, locale: str = "en", *, now: datetime,
     number = "1Z999AA10123456784"
     shipment = ShipmentView(
         carrier="ups", carrier_name="UPS", tracking_number=number,
-        tracking_url=f"https://www.ups.com/track?tracknum={number}", status=status,
+        tracking_url=links.tracking_url("ups", number), status=status,
         edd_start=None if delivered else today + timedelta(days=2),
         edd_end=None if delivered else today + timedelta(days=4),
         delivered_at=now - timedelta(hours=3) if delivered else None,
