@@ -34,9 +34,10 @@ __all__ = ["BUILTIN_TEMPLATES", "NoticeContext", "RenderError", "Renderer", "Shi
 
 def _find_builtin() -> Path:
     # Source tree: templates/ sits next to notifier/. Installed wheel: the same folder is
-    # shipped as package data at notifier/builtin_templates (see templates/README.md).
+    # shipped as package data at notifier/builtin_templates (see templates/README.md), or
+    # notifier/templates should the folder ever move into the package.
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "templates", here / "builtin_templates"):
+    for candidate in (here.parent / "templates", here / "builtin_templates", here / "templates"):
         if (candidate / "email").is_dir():
             return candidate
     return here.parent / "templates"
