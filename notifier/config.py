@@ -395,7 +395,8 @@ class _Reader:
             self.problem(prefix, f"expected a table, got {_kind(raw)}")
             return {}
         hints = typing.get_type_hints(cls)
-        fields = {f.name for f in dataclasses.fields(cls)} - skip
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        fields = set(defaults) - skip
         out: dict[str, Any] = {}
         for key, value in raw.items():
             dotted = f"{prefix}.{key}" if prefix else key
@@ -404,12 +405,12 @@ class _Reader:
                 hint = f" (did you mean {close!r}?)" if close else ""
                 self.problem(dotted, f"unknown key{hint}")
                 continue
-            converted = self.value(hints[key], value, dotted)
+            converted = self.value(hints[key], value, dotted, defaults[key])
             if converted is not _INVALID:
                 out[key] = converted
         return out
 
-    def value(self, tp: Any, raw: Any, key: str) -> Any:  # noqa: C901 - one dispatch table
+    def value(self, tp: Any, raw: Any, key: str, default: Any = None) -> Any:  # noqa: C901
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin in (typing.Union, types.UnionType):
@@ -418,6 +419,10 @@ class _Reader:
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             values = self.section(tp, raw, key)
             try:
+                # Keep the defaults of this particular instance (e.g. each carrier's own
+                # production base URL and quota) for keys the file does not set.
+                if dataclasses.is_dataclass(default) and not isinstance(default, type):
+                    return dataclasses.replace(default, **values)
                 return tp(**values)
             except TypeError as exc:
                 self.problem(key, str(exc))

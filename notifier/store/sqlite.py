@@ -109,6 +109,9 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             await self.close()
             raise StoreError(f"{self.path}: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
@@ -198,7 +201,8 @@ class SqliteStore:
             if row.supersedes and row.supersede_group:
                 marks = ",".join("?" * len(row.supersedes))
                 await db.execute(
-                    f"UPDATE notifications SET status = 'superseded', last_error = ? "
+                    f"UPDATE notifications SET status = 'superseded', next_attempt_at = NULL, "
+                    f"last_error = ? "
                     f"WHERE supersede_group = ? AND status = 'pending' AND trigger IN ({marks})",
                     (f"superseded by {row.trigger}", row.supersede_group, *row.supersedes))
             cur = await db.execute(

@@ -135,7 +135,8 @@ CREATE TABLE notifications (
     urgent           INTEGER NOT NULL DEFAULT 0,
     payload          TEXT NOT NULL DEFAULT '{}',
     created_at       TEXT NOT NULL,
-    -- For pending rows: when to try; for sending rows: when the claim's lease expires.
+    -- Pending rows: when to try; sending rows: when the claim's lease expires; NULL for
+    -- every final status, so the partial index below holds only work still to do.
     next_attempt_at  TEXT,
     attempts         INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT,
@@ -143,7 +144,7 @@ CREATE TABLE notifications (
     provider_id      TEXT
 );
 CREATE INDEX notifications_due ON notifications (next_attempt_at)
-    WHERE status IN ('pending', 'sending');
+    WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX notifications_order ON notifications (order_id);
 CREATE INDEX notifications_status ON notifications (status, created_at);
 CREATE INDEX notifications_group ON notifications (supersede_group)
