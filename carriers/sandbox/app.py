@@ -47,9 +47,10 @@ def _state(request: Request) -> SandboxState:
     return state
 
 
-async def _faults(st: SandboxState, carrier: str, endpoint: str, *,
+async def _faults(request: Request, carrier: str, endpoint: str, *,
                   api_version: str = "/tracking/v3") -> tuple[Response | None, bool]:
     """Apply the next queued fault: a response to send instead, and/or "mangle the body"."""
+    st = _state(request)
     fault = st.faults.take(carrier, endpoint)
     if fault is None:
         return None, False
@@ -68,6 +69,10 @@ async def _faults(st: SandboxState, carrier: str, endpoint: str, *,
         return r.html_page(fault.status or 200), False
     if fault.kind is FaultKind.slow:
         await asyncio.sleep(fault.delay_s)
+        if await request.is_disconnected():
+            # The client gave up (timeout): do no further work, so a late request cannot
+            # touch tokens, quotas or statistics after the caller has moved on.
+            return Response(status_code=499), False
         return None, False
     return None, fault.kind is FaultKind.malformed
 
@@ -133,7 +138,7 @@ def _alnum(number: str, low: int, high: int) -> bool:
 async def ups_token(request: Request) -> Response:
     st = _state(request)
     st.stats["ups"].bump("token_requests")
-    early, mangle = await _faults(st, "ups", "token")
+    early, mangle = await _faults(request, "ups", "token")
     if early is not None:
         return early
     if (refused := _quota(st, "ups", token_endpoint=True)) is not None:
@@ -165,7 +170,7 @@ async def ups_track(request: Request) -> Response:
     st = _state(request)
     stats = st.stats["ups"]
     stats.bump("requests")
-    early, mangle = await _faults(st, "ups", "track")
+    early, mangle = await _faults(request, "ups", "track")
     if early is not None:
         return early
     check = st.check_bearer("ups", request.headers.get("authorization"))
@@ -194,7 +199,7 @@ async def ups_track(request: Request) -> Response:
 async def fedex_token(request: Request) -> Response:
     st = _state(request)
     st.stats["fedex"].bump("token_requests")
-    early, mangle = await _faults(st, "fedex", "token")
+    early, mangle = await _faults(request, "fedex", "token")
     if early is not None:
         return early
     if (refused := _quota(st, "fedex", token_endpoint=True)) is not None:
@@ -230,7 +235,7 @@ async def fedex_track(request: Request) -> Response:
     st = _state(request)
     stats = st.stats["fedex"]
     stats.bump("requests")
-    early, mangle = await _faults(st, "fedex", "track")
+    early, mangle = await _faults(request, "fedex", "track")
     if early is not None:
         return early
     check = st.check_bearer("fedex", request.headers.get("authorization"))
@@ -264,7 +269,7 @@ async def dhl_track(request: Request) -> Response:
     st = _state(request)
     stats = st.stats["dhl"]
     stats.bump("requests")
-    early, mangle = await _faults(st, "dhl", "track")
+    early, mangle = await _faults(request, "dhl", "track")
     if early is not None:
         return early
     if request.headers.get("DHL-API-Key") != st.credentials.dhl_api_key:
@@ -289,7 +294,7 @@ async def dhl_track(request: Request) -> Response:
 async def usps_token(request: Request) -> Response:
     st = _state(request)
     st.stats["usps"].bump("token_requests")
-    early, mangle = await _faults(st, "usps", "token")
+    early, mangle = await _faults(request, "usps", "token")
     if early is not None:
         return early
     if (refused := _quota(st, "usps", token_endpoint=True)) is not None:
@@ -320,7 +325,7 @@ async def _usps_gate(request: Request, api_version: str) -> tuple[Response | Non
     st = _state(request)
     stats = st.stats["usps"]
     stats.bump("requests")
-    early, mangle = await _faults(st, "usps", "track", api_version=api_version)
+    early, mangle = await _faults(request, "usps", "track", api_version=api_version)
     if early is not None:
         return early, False
     check = st.check_bearer("usps", request.headers.get("authorization"), scope="tracking")

@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from carriers import numbers
-from carriers.sandbox import Quota, SandboxThread, Scenario
+from carriers.sandbox import Quota, SandboxCredentials, SandboxThread, Scenario
 from carriers.sandbox.payloads import expected_row
 from carriers.sandbox.scenarios import Kind, build_timeline, pick_scenario
+from carriers.sandbox.state import DEFAULT_TOKEN_LIFETIMES
 
 T0 = datetime(2025, 6, 9, 14, 0, tzinfo=UTC)
 UPS_N, FEDEX_N, DHL_N, USPS_N = ("1Z999AA10123456784", "123456789012", "7777777770",
@@ -124,6 +125,7 @@ class Env:
 
 @pytest.fixture
 def make_env() -> Iterator[Any]:
+    """Fresh sandboxes with their own clocks (for tests about construction options)."""
     started: list[Env] = []
 
     def make(**kw: Any) -> Env:
@@ -140,10 +142,24 @@ def make_env() -> Iterator[Any]:
         env.sandbox.stop()
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Env]:
+    """One server for the module (starting and stopping uvicorn costs ~0.2 s each)."""
+    clock, mono = FakeClock(T0), FakeMonotonic()
+    with SandboxThread(now=clock.now, monotonic=mono) as sandbox, \
+            httpx.Client(base_url=sandbox.base_url, timeout=5.0) as http:
+        yield Env(sandbox, http, clock, mono)
+
+
 @pytest.fixture
-def env(make_env: Any) -> Env:
-    result: Env = make_env()
-    return result
+def env(shared: Env) -> Env:
+    """The shared sandbox, reset to a freshly created state with the clocks at their start."""
+    state = shared.sandbox.state
+    state.reset(everything=True)
+    state.quotas.clear()
+    state.token_lifetimes = dict(DEFAULT_TOKEN_LIFETIMES)
+    shared.clock.t, shared.mono.t = T0, 1000.0
+    return shared
 
 
 def _event_time(timeline: dict[str, Any], kind: str) -> datetime:
@@ -436,8 +452,8 @@ def test_usps_v3r2_batch_statuses(env: Env) -> None:
 # --- quotas ------------------------------------------------------------------------------
 
 
-def test_dhl_per_second_quota_real_clock(make_env: Any) -> None:
-    env = make_env(quotas={"dhl": Quota(per_second=2)})
+def test_dhl_per_second_quota_real_clock(env: Env) -> None:
+    env.sandbox.state.set_quota("dhl", Quota(per_second=2))
     env.register("dhl", DHL_N)
     assert [env.dhl(DHL_N).status_code for _ in range(3)] == [200, 200, 429]
     refused = env.dhl(DHL_N)
@@ -448,8 +464,8 @@ def test_dhl_per_second_quota_real_clock(make_env: Any) -> None:
     assert stats["429_quota"] == stats["overruns"] == 2 and stats["requests"] == 5
 
 
-def test_daily_quota_uses_simulated_day(make_env: Any) -> None:
-    env = make_env(quotas={"dhl": Quota(per_day=3)})
+def test_daily_quota_uses_simulated_day(env: Env) -> None:
+    env.sandbox.state.set_quota("dhl", Quota(per_day=3))
     env.register("dhl", DHL_N)
     assert [env.dhl(DHL_N).status_code for _ in range(4)] == [200, 200, 200, 429]
     env.mono.t += 86400.0  # real time alone does not reset a daily quota
@@ -458,8 +474,8 @@ def test_daily_quota_uses_simulated_day(make_env: Any) -> None:
     assert env.dhl(DHL_N).status_code == 200
 
 
-def test_fedex_ten_second_window_refuses_exactly_past_limit(make_env: Any) -> None:
-    env = make_env(quotas={"fedex": Quota(per_10s=5)})
+def test_fedex_ten_second_window_refuses_exactly_past_limit(env: Env) -> None:
+    env.sandbox.state.set_quota("fedex", Quota(per_10s=5))
     token = env.fedex_token()  # token calls do not count for FedEx
     codes = [env.fedex(FEDEX_N, token=token).status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
@@ -471,8 +487,8 @@ def test_fedex_ten_second_window_refuses_exactly_past_limit(make_env: Any) -> No
     assert env.fedex(FEDEX_N, token=token).status_code == 200
 
 
-def test_usps_hourly_quota_counts_token_calls_and_sends_retry_after(make_env: Any) -> None:
-    env = make_env(quotas={"usps": Quota(per_hour=3)})
+def test_usps_hourly_quota_counts_token_calls_and_sends_retry_after(env: Env) -> None:
+    env.sandbox.state.set_quota("usps", Quota(per_hour=3))
     env.clock.t = T0 + timedelta(minutes=45)
     token = env.usps_token()
     assert [env.usps(USPS_N, token).status_code for _ in range(3)] == [200, 200, 429]
@@ -610,6 +626,20 @@ def test_unregistered_numbers_are_stable_and_implausible_ones_not_found(env: Env
     assert (again["scenario"], again["start"]) == (first["scenario"], first["start"])
     nonsense = env.http.get("/_sandbox/shipments/HELLO", params={"carrier": "fedex"}).json()
     assert nonsense["scenario"] == "not_found" and nonsense["events"] == []
+
+
+def test_construction_options(make_env: Any) -> None:
+    env = make_env(quotas={"ups": Quota(per_second=1)}, token_lifetimes={"ups": 60},
+                   credentials=SandboxCredentials(client_id="a", client_secret="b",
+                                                  dhl_api_key="k"))
+    assert env.http.post("/security/v1/oauth/token", auth=("sandbox-client", "sandbox-secret"),
+                         data={"grant_type": "client_credentials"}).status_code == 401
+    token = env.http.post("/security/v1/oauth/token", auth=("a", "b"),
+                          data={"grant_type": "client_credentials"}).json()
+    assert token["expires_in"] == "60"
+    assert env.ups(UPS_N, token["access_token"]).status_code == 200
+    assert env.ups(UPS_N, token["access_token"]).status_code == 429
+    assert env.dhl(DHL_N, "k").status_code == 200 and env.dhl(DHL_N).status_code == 401
 
 
 def test_two_sandboxes_with_one_seed_agree(make_env: Any) -> None:

@@ -204,7 +204,9 @@ def _result(view: View, unique_id: str, *, detailed: bool) -> dict[str, Any]:
         "deliveryDetails": details,
         "serviceDetail": dict(_SERVICES[tl.service_variant]),
     }
-    if view.first_edd is not None:
+    if view.first_edd is not None and view.edd is not None:
+        # Only while an estimate exists: adapters fall back to this service-standard date
+        # (reference 4.3), which would resurrect an estimate the scenario withdrew.
         result["standardTransitTimeWindow"] = {
             "window": {"ends": offset_iso(local_at(view.first_edd.end, (0, 0), dest))}}
     if view.edd is not None and delivered is None:
