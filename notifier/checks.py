@@ -6,6 +6,8 @@ that referenced files exist. Returns ``FILE: problem`` lines; empty means fine.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from notifier.config import Settings
 
 __all__ = ["check_all"]
@@ -14,7 +16,7 @@ __all__ = ["check_all"]
 def check_all(settings: Settings) -> list[str]:
     problems: list[str] = []
     for label, path in _files(settings):
-        if path is not None and not path.is_file():
+        if not path.is_file():
             problems.append(f"{settings.path}: {label}: file {path} not found")
     user_dir = settings.templates.user_dir
     if user_dir is not None and not user_dir.is_dir():
@@ -24,16 +26,16 @@ def check_all(settings: Settings) -> list[str]:
     return problems
 
 
-def _files(settings: Settings) -> list[tuple[str, object]]:
+def _files(settings: Settings) -> list[tuple[str, Path]]:
     push = settings.push
-    out: list[tuple[str, object]] = [("email.ca_file", settings.email.ca_file)]
+    out: list[tuple[str, Path | None]] = [("email.ca_file", settings.email.ca_file)]
     if push.fcm.enabled:
         out.append(("push.fcm.service_account_file", push.fcm.service_account_file))
     if push.apns.enabled:
         out.append(("push.apns.key_file", push.apns.key_file))
     if push.webpush.enabled:
         out.append(("push.webpush.vapid_private_key_file", push.webpush.vapid_private_key_file))
-    return [(label, p) for label, p in out if p is not None]  # type: ignore[misc]
+    return [(label, p) for label, p in out if p is not None]
 
 
 def _template_problems(settings: Settings) -> list[str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -99,13 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expected-ship", metavar="YYYY-MM-DD",
                    help="expected ship date (for backordered)")
 
-    for extend in _EXTENSIONS:
-        extend(sub)
+    for module_name in EXTENSION_MODULES:
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(sub)
     return parser
 
 
-# Later features register their subcommands here (name -> (add_parser hook)).
-_EXTENSIONS: list[Callable[[Any], None]] = []
+# Feature modules that add subcommands: each has ``register(subparsers)`` and sets
+# ``handler=`` on its parsers with ``set_defaults``. Handlers take the parsed args, return a code.
+EXTENSION_MODULES = (
+    "notifier.cli_carriers",
+    "notifier.cli_polling",
+    "notifier.cli_outbox",
+    "notifier.cli_ops",
+    "notifier.demo",
+)
 
 
 def command(name: str) -> Callable[[Handler], Handler]:

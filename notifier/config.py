@@ -369,7 +369,7 @@ def load(path: str | os.PathLike[str], *, environ: typing.Mapping[str, str] | No
 def from_dict(raw: dict[str, Any], *, path: Path,
               environ: typing.Mapping[str, str] | None = None) -> Settings:
     reader = _Reader(path, os.environ if environ is None else environ)
-    values = reader.section(Settings, raw, "", skip={"path"})
+    values = reader.section(Settings, raw, "", skip=frozenset({"path"}))
     # Cross-field checks run on what did convert (bad values fall back to defaults) so one
     # run reports every problem, not just the first class of them.
     settings = Settings(path=path, **values)
@@ -389,7 +389,7 @@ class _Reader:
     def problem(self, key: str, text: str) -> None:
         self.problems.append(f"{self.path}: {key or '(top level)'}: {text}")
 
-    def section(self, cls: type[Any], raw: Any, prefix: str, skip: set[str] = frozenset()
+    def section(self, cls: type[Any], raw: Any, prefix: str, skip: frozenset[str] = frozenset()
                 ) -> dict[str, Any]:
         if not isinstance(raw, dict):
             self.problem(prefix, f"expected a table, got {_kind(raw)}")
@@ -442,8 +442,8 @@ class _Reader:
             if not isinstance(raw, dict):
                 self.problem(key, f"expected a table, got {_kind(raw)}")
                 return _INVALID
-            items = {k: self.value(args[1], v, f"{key}.{k}") for k, v in raw.items()}
-            return _INVALID if _INVALID in items.values() else items
+            table = {k: self.value(args[1], v, f"{key}.{k}") for k, v in raw.items()}
+            return _INVALID if _INVALID in table.values() else table
         return self.scalar(tp, raw, key)
 
     def scalar(self, tp: Any, raw: Any, key: str) -> Any:  # noqa: C901

@@ -1,220 +1,34 @@
-"""SQLite implementation of the store (aiosqlite, WAL, foreign keys, busy timeout).
-
-The only module family that runs SQL. One connection per process, used by one coroutine at a
-time for writes (``transaction()`` serialises them with a lock and ``BEGIN IMMEDIATE`` so another
-process waits on the busy timeout instead of failing). Schema migrations live in
-``migrations/NNNN_name.sql`` and are applied at open, each in its own transaction, tracked by
-``PRAGMA user_version``.
-"""
+"""The SQLite store: the core plus every feature's query mixin, and the order queries."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta
-from importlib import resources
-from pathlib import Path
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
-import aiosqlite
-
-from carriers.model import DeliveryWindow, ExceptionReason, Location, Status, TrackingEvent
+from carriers.model import TrackingEvent
 from notifier import models
-from notifier.domain import DomainEvent, EventKind, NewNotification
-from notifier.errors import NotFound, StoreError
-from notifier.store.base import OrderDetails, OrderInput, Planner, UpsertSummary
-from notifier.timefmt import date_from_db, date_to_db, from_db, to_db, to_db_opt
+from notifier.domain import DomainEvent, EventKind
+from notifier.errors import NotFound
+from notifier.store.base import OrderDetails, OrderInput, UpsertSummary
+from notifier.store.rows import (
+    anomaly_from_row,
+    dispute_from_row,
+    event_from_row,
+    notification_from_row,
+)
+from notifier.store.sqlite_core import LATEST_VERSION, MIGRATIONS, SqliteCore
+from notifier.store.sqlite_ops import OpsQueries
+from notifier.store.sqlite_outbox import OutboxQueries
+from notifier.store.sqlite_polling import PollingQueries
+from notifier.timefmt import date_to_db, to_db, to_db_opt
 
-__all__ = ["MIGRATIONS", "SqliteStore", "load_migrations"]
-
-logger = logging.getLogger(__name__)
-
-
-def load_migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every migration file, in order."""
-    folder = resources.files("notifier.store") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migration files are not numbered 1..N: {versions}")
-    return found
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "SqliteStore"]
 
 
-MIGRATIONS = load_migrations()
-LATEST_VERSION = len(MIGRATIONS)
-
-
-def split_statements(script: str) -> list[str]:
-    """Split a SQL script into complete statements (sqlite3.complete_statement aware)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip() and not all(
-            ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()):
-        raise StoreError(f"incomplete SQL statement at end of migration: {current[:80]!r}")
-    return statements
-
-
-class SqliteStore:
+class SqliteStore(PollingQueries, OutboxQueries, OpsQueries, SqliteCore):
     """The SQLite store. ``await store.open()`` connects and migrates; ``close()`` closes."""
-
-    def __init__(self, path: Path | str, *, busy_timeout: timedelta = timedelta(seconds=5),
-                 target_version: int | None = None) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self.target_version = LATEST_VERSION if target_version is None else target_version
-        self.planner: Planner | None = None
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    # ---------------------------------------------------------------- connection and schema
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("store is not open")
-        return self._db
-
-    async def open(self) -> None:
-        if self._db is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
-        db.row_factory = sqlite3.Row
-        self._db = db
-        try:
-            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout.total_seconds() * 1000)}")
-            await db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode survives process crashes (kill -9); only an OS crash can lose
-            # the last commits, which is the standard trade-off for WAL.
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await self._migrate()
-        except sqlite3.DatabaseError as exc:
-            await self.close()
-            raise StoreError(f"{self.path}: {exc}") from exc
-        except BaseException:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
-
-    async def __aenter__(self) -> SqliteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    async def _migrate(self) -> None:
-        current = await self.schema_version()
-        if current > LATEST_VERSION:
-            raise StoreError(f"{self.path}: schema version {current} is newer than this "
-                             f"notifier knows ({LATEST_VERSION}); upgrade notifier")
-        for version, name, sql in MIGRATIONS:
-            if version > self.target_version:
-                break
-            if version <= current:
-                continue
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                # Another process may have migrated while we waited for the write lock.
-                if await self.schema_version() >= version:
-                    await self.db.execute("ROLLBACK")
-                    continue
-                for statement in split_statements(sql):
-                    await self.db.execute(statement)
-                await self.db.execute(f"PRAGMA user_version = {version}")
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            logger.info("database migrated to version %d (%s)", version, name)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; commits on success, rolls back on any exception."""
-        async with self._lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-
-    async def check_writable(self) -> None:
-        async with self.transaction() as db:
-            await db.execute("INSERT INTO meta (key, value) VALUES ('health', '') "
-                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-
-    async def get_meta(self, key: str) -> str | None:
-        async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else str(row[0])
-
-    async def set_meta(self, key: str, value: str) -> None:
-        async with self.transaction() as db:
-            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                             (key, value))
-
-    # ---------------------------------------------------------------- outbox hook
-
-    async def enqueue(self, db: aiosqlite.Connection, events: Sequence[DomainEvent]) -> int:
-        """Plan notifications for ``events`` and insert them in the current transaction."""
-        if not events or self.planner is None:
-            return 0
-        order_ids = sorted({e.order_id for e in events})
-        orders = await self._orders_by_id(db, order_ids)
-        return await self.insert_notifications(db, self.planner(events, orders))
-
-    async def insert_notifications(self, db: aiosqlite.Connection,
-                                   rows: Iterable[NewNotification]) -> int:
-        inserted = 0
-        for row in rows:
-            if row.supersedes and row.supersede_group:
-                marks = ",".join("?" * len(row.supersedes))
-                await db.execute(
-                    f"UPDATE notifications SET status = 'superseded', next_attempt_at = NULL, "
-                    f"last_error = ? "
-                    f"WHERE supersede_group = ? AND status = 'pending' AND trigger IN ({marks})",
-                    (f"superseded by {row.trigger}", row.supersede_group, *row.supersedes))
-            cur = await db.execute(
-                "INSERT INTO notifications (dedup_key, order_id, shipment_id, trigger, channel, "
-                "recipient, supersede_group, urgent, payload, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
-                (row.dedup_key, row.order_id, row.shipment_id, row.trigger, row.channel,
-                 row.recipient, row.supersede_group, int(row.urgent),
-                 json.dumps(row.payload, sort_keys=True, default=str), to_db(row.created_at),
-                 to_db(row.next_attempt_at)))
-            inserted += cur.rowcount
-        return inserted
 
     # ---------------------------------------------------------------- orders
 
@@ -274,28 +88,6 @@ class SqliteStore:
             await self.enqueue(db, events)
         return UpsertSummary(created=created, updated=updated, unchanged=unchanged,
                              shipments_added=added)
-
-    async def _existing_orders(self, db: aiosqlite.Connection, ids: list[str]
-                               ) -> dict[str, sqlite3.Row]:
-        found: dict[str, sqlite3.Row] = {}
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(f"SELECT * FROM orders WHERE id IN ({marks})", chunk) as cur:
-                for row in await cur.fetchall():
-                    found[row["id"]] = row
-        return found
-
-    async def _orders_by_id(self, db: aiosqlite.Connection, ids: Sequence[str]
-                            ) -> dict[str, models.Order]:
-        rows = await self._existing_orders(db, list(ids))
-        shipments: dict[str, list[models.Shipment]] = {i: [] for i in rows}
-        for chunk in _chunks(list(rows), 500):
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(f"SELECT * FROM shipments WHERE order_id IN ({marks}) "
-                                  "ORDER BY id", chunk) as cur:
-                for srow in await cur.fetchall():
-                    shipments[srow["order_id"]].append(shipment_from_row(srow))
-        return {oid: order_from_row(row, shipments[oid]) for oid, row in rows.items()}
 
     async def get_order(self, order_id: str) -> models.Order:
         orders = await self._orders_by_id(self.db, [order_id])
@@ -387,86 +179,3 @@ def _merge_order(o: OrderInput, old: sqlite3.Row | None, stamp: str) -> tuple[An
     )
 
 
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def _window(start: str | None, end: str | None) -> DeliveryWindow | None:
-    if start is None:
-        return None
-    s = date.fromisoformat(start)
-    return DeliveryWindow(start=s, end=date.fromisoformat(end) if end else s)
-
-
-def shipment_from_row(row: sqlite3.Row) -> models.Shipment:
-    return models.Shipment(
-        id=row["id"], order_id=row["order_id"], carrier=row["carrier"],
-        tracking_number=row["tracking_number"], status=Status(row["status"]),
-        status_detail=row["status_detail"],
-        exception_reason=ExceptionReason(row["exception_reason"]) if row["exception_reason"]
-        else None,
-        first_edd=_window(row["first_edd_start"], row["first_edd_end"]),
-        current_edd=_window(row["current_edd_start"], row["current_edd_end"]),
-        delivered_at=from_db(row["delivered_at"]), signed_by=row["signed_by"],
-        service=row["service"], last_event_at=from_db(row["last_event_at"]),
-        created_at=from_db(row["created_at"]), next_poll_at=from_db(row["next_poll_at"]),
-        last_poll_at=from_db(row["last_poll_at"]), last_success_at=from_db(row["last_success_at"]),
-        last_change_at=from_db(row["last_change_at"]), polls=row["polls"],
-        unchanged_polls=row["unchanged_polls"], consecutive_failures=row["consecutive_failures"],
-        blind_seconds=row["blind_seconds"],
-    )
-
-
-def order_from_row(row: sqlite3.Row, shipments: Sequence[models.Shipment]) -> models.Order:
-    channels = tuple(models.Channel(c) for c in row["channels"].split(",") if c)
-    return models.Order(
-        id=row["id"],
-        customer=models.Customer(email=row["email"], name=row["name"], locale=row["locale"],
-                                 tz=row["tz"], channels=channels),
-        oms_status=models.OmsStatus(row["oms_status"]),
-        expected_ship_date=date_from_db(row["expected_ship_date"]),
-        promised_date=date_from_db(row["promised_date"]),
-        placed_at=from_db(row["placed_at"]), updated_at=from_db(row["updated_at"]),
-        shipments=tuple(shipments),
-    )
-
-
-def event_from_row(row: sqlite3.Row) -> TrackingEvent:
-    return TrackingEvent(
-        at=from_db(row["at"]),  # type: ignore[arg-type]
-        status=Status(row["status"]), code=row["code"], description=row["description"],
-        location=Location(city=row["city"], state=row["state"], postal_code=row["postal_code"],
-                          country=row["country"]),
-        local_time=datetime.fromisoformat(row["local_time"]) if row["local_time"] else None,
-        offset_assumed=bool(row["offset_assumed"]),
-        exception_reason=ExceptionReason(row["exception_reason"]) if row["exception_reason"]
-        else None,
-    )
-
-
-def anomaly_from_row(row: sqlite3.Row) -> models.Anomaly:
-    return models.Anomaly(
-        id=row["id"], kind=models.AnomalyKind(row["kind"]), order_id=row["order_id"],
-        shipment_id=row["shipment_id"], detail=row["detail"], opened_at=from_db(row["opened_at"]),
-        last_seen_at=from_db(row["last_seen_at"]), resolved_at=from_db(row["resolved_at"]),
-        resolution=row["resolution"], carrier=row["carrier"])
-
-
-def notification_from_row(row: sqlite3.Row) -> models.Notification:
-    return models.Notification(
-        id=row["id"], dedup_key=row["dedup_key"], order_id=row["order_id"] or "",
-        shipment_id=row["shipment_id"], trigger=row["trigger"],
-        channel=models.Channel(row["channel"]), recipient=row["recipient"],
-        status=models.NotificationStatus(row["status"]), payload=json.loads(row["payload"]),
-        created_at=from_db(row["created_at"]), next_attempt_at=from_db(row["next_attempt_at"]),
-        attempts=row["attempts"], last_error=row["last_error"], sent_at=from_db(row["sent_at"]))
-
-
-def dispute_from_row(row: sqlite3.Row) -> models.Dispute:
-    return models.Dispute(
-        id=row["id"], order_id=row["order_id"], shipment_id=row["shipment_id"],
-        reason=row["reason"], opened_at=from_db(row["opened_at"]),
-        resolved_at=from_db(row["resolved_at"]),
-        resolution=models.DisputeResolution(row["resolution"]) if row["resolution"] else None,
-        note=row["note"])
