@@ -7,10 +7,12 @@ runs its own event loop in a daemon thread and is stopped and joined on exit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -31,12 +33,40 @@ def _config(app: Starlette, host: str, port: int, graceful_s: float) -> uvicorn.
                           timeout_graceful_shutdown=max(1, round(graceful_s)))
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the embedding application owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(host: str = "127.0.0.1", port: int = 8787, *, now: Callable[[], datetime],
+                stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
                 **kw: Any) -> None:
-    """Serve the sandbox until uvicorn is told to stop (signal) or the task is cancelled.
-    ``kw`` goes to :func:`create_app` (credentials, seed, quotas, token_lifetimes, ...)."""
-    server = uvicorn.Server(_config(create_app(now=now, **kw), host, port, 2.0))
-    await server.serve()
+    """Serve the sandbox until ``stop`` is set (then return after a graceful shutdown) or the
+    task is cancelled (shut down, then re-raise). ``ready`` is set once it accepts
+    connections. ``kw`` goes to :func:`create_app` (credentials, seed, quotas, ...)."""
+    server = _Server(_config(create_app(now=now, **kw), host, port, 2.0))
+
+    async def watch() -> None:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        if ready is not None:
+            ready.set()
+        if stop is not None:
+            await stop.wait()
+            server.should_exit = True
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        if server.started:
+            await server.shutdown()
+        raise
+    finally:
+        watcher.cancel()
 
 
 class SandboxThread:

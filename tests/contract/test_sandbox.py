@@ -7,10 +7,12 @@ fakes owned by the tests; the server is a real uvicorn on 127.0.0.1.
 from __future__ import annotations
 
 import ast
+import asyncio
 import itertools
 import json
 import random
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +23,7 @@ import httpx
 import pytest
 
 from carriers import numbers
-from carriers.sandbox import Quota, SandboxCredentials, SandboxThread, Scenario
+from carriers.sandbox import Quota, SandboxCredentials, SandboxThread, Scenario, serve
 from carriers.sandbox.payloads import expected_row
 from carriers.sandbox.scenarios import Kind, build_timeline, pick_scenario
 from carriers.sandbox.state import DEFAULT_TOKEN_LIFETIMES
@@ -640,6 +642,33 @@ def test_construction_options(make_env: Any) -> None:
     assert env.ups(UPS_N, token["access_token"]).status_code == 200
     assert env.ups(UPS_N, token["access_token"]).status_code == 429
     assert env.dhl(DHL_N, "k").status_code == 200 and env.dhl(DHL_N).status_code == 401
+
+
+async def test_serve_runs_until_stopped_or_cancelled() -> None:
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+            return port
+
+    port = free_port()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(port=port, now=FakeClock(T0).now, stop=stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    async with httpx.AsyncClient() as client:
+        stats = await client.get(f"http://127.0.0.1:{port}/_sandbox/stats")
+    assert stats.json()["now"] == T0.isoformat()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(port=port, now=FakeClock(T0).now, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with socket.socket() as again:  # the listening socket was closed
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
 
 
 def test_two_sandboxes_with_one_seed_agree(make_env: Any) -> None:
