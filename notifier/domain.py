@@ -16,14 +16,32 @@ __all__ = ["DomainEvent", "EventKind", "NewNotification"]
 
 
 class EventKind(enum.StrEnum):
-    order_status_changed = "order.status_changed"  # data: old, new, expected_ship_date
-    shipment_added = "shipment.added"
-    shipment_status_changed = "shipment.status_changed"  # data: old, new, event_at
-    shipment_edd_changed = "shipment.edd_changed"  # data: old_start/end, new_start/end
-    anomaly_opened = "anomaly.opened"  # data: kind, detail, anomaly_id
+    """What happened. ``DomainEvent.data`` carries, per kind (dates ISO ``YYYY-MM-DD``,
+    instants ISO-8601 UTC ``...Z``, absent values ``None``):
+
+    - ``order.status_changed``: ``old`` (OMS status or None for a new order), ``new``,
+      ``expected_ship_date``.
+    - ``shipment.status_changed``: ``old``, ``new`` (carriers.model.Status values),
+      ``event_at`` (instant of the newest carrier event behind the change, None when the
+      change has no event, e.g. expired), ``exception_reason``, ``first_info`` (True when this
+      is the first carrier information for the shipment: the "shipped" moment), ``carrier``,
+      ``tracking_number``.
+    - ``shipment.edd_changed``: ``old_start``, ``old_end``, ``new_start``, ``new_end``,
+      ``baseline_end`` (promised date or first carrier EDD end), ``later`` (bool: moved later
+      than the baseline by at least one day, i.e. a slip).
+    - ``anomaly.opened`` / ``anomaly.updated``: ``anomaly_id``, ``kind``, ``detail``,
+      ``carrier``; ``anomaly.closed``: ``anomaly_id``, ``kind``, ``reason``.
+    - ``dispute.opened``: ``dispute_id``, ``reason``; ``dispute.resolved``: ``dispute_id``,
+      ``resolution``, ``note``.
+    """
+
+    order_status_changed = "order.status_changed"
+    shipment_status_changed = "shipment.status_changed"
+    shipment_edd_changed = "shipment.edd_changed"
+    anomaly_opened = "anomaly.opened"
     anomaly_updated = "anomaly.updated"
-    anomaly_closed = "anomaly.closed"  # data: kind, reason
-    dispute_opened = "dispute.opened"  # data: dispute_id, reason
+    anomaly_closed = "anomaly.closed"
+    dispute_opened = "dispute.opened"
     dispute_resolved = "dispute.resolved"
 
 
