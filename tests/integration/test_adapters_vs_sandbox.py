@@ -316,12 +316,11 @@ async def test_usps_single_number_mode_uses_v3(world: World) -> None:
     assert world.stats("usps")["requests"] == 1
 
 
-@pytest.mark.xfail(reason="USPS adapter sends 420+ZIP routing prefixes verbatim; the v3r2 spec "
-                          "allows 4-34 characters, so the whole batch is refused (400)",
-                   strict=False)
 async def test_usps_routing_prefix_is_not_sent(world: World) -> None:
     long_number = "420" + "100019999" + "92612912345678000000000016"  # 420+ZIP+4+IMpb: 38
     world.register("usps", "92612912345678000000000016")
     world.clock.t = T0 + timedelta(days=1)
     batch = await world.adapter("usps").track([long_number, NUMBER["usps"]])
     assert len(batch.results) == 2
+    # Reported under the number we were given, routing prefix included.
+    assert {r.tracking_number for r in batch.results} == {long_number, NUMBER["usps"]}
