@@ -7,7 +7,7 @@ Pure module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -19,14 +19,43 @@ from notifier.domain import DomainEvent, NewNotification
 __all__ = [
     "OrderDetails",
     "OrderInput",
+    "PlanInputs",
     "Planner",
     "ShipmentInput",
     "Store",
     "UpsertSummary",
 ]
 
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class PlanInputs(Mapping[str, "models.Order"]):
+    """What the planner may know besides the events, loaded in the events' transaction.
+
+    It is a mapping of the events' orders by id (so ``inputs[order_id]`` is the current order)
+    plus, keyed by the customer's e-mail in lower case: the enabled push ``devices``, the
+    ``unsubscribed`` (email, channel) pairs, and ``recent`` = (dedup_key, created_at) of the
+    customer's notifications created in the 26 hours before the newest event (enough to count
+    any local day, DST included).
+    """
+
+    orders: dict[str, models.Order]
+    devices: dict[str, tuple[models.Device, ...]] = field(default_factory=dict)
+    unsubscribed: frozenset[tuple[str, str]] = frozenset()
+    recent: dict[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> models.Order:
+        return self.orders[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.orders)
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+
 # Turns the domain events of one transaction into outbox rows (written in that transaction).
-Planner = Callable[[Sequence[DomainEvent], "dict[str, models.Order]"], Sequence[NewNotification]]
+Planner = Callable[[Sequence[DomainEvent], PlanInputs], Sequence[NewNotification]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Self
@@ -25,9 +25,9 @@ import aiosqlite
 from notifier import models
 from notifier.domain import DomainEvent, NewNotification
 from notifier.errors import StoreError
-from notifier.store.base import Planner
+from notifier.store.base import PlanInputs, Planner
 from notifier.store.rows import chunks, order_from_row, shipment_from_row
-from notifier.timefmt import to_db
+from notifier.timefmt import from_db, to_db
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "SqliteCore", "load_migrations", "split_statements"]
 
@@ -192,7 +192,45 @@ class SqliteCore:
             return 0
         order_ids = sorted({e.order_id for e in events})
         orders = await self._orders_by_id(db, order_ids)
-        return await self.insert_notifications(db, self.planner(events, orders))
+        inputs = await self._plan_inputs(db, orders, since=max(e.at for e in events)
+                                         - timedelta(hours=26))
+        return await self.insert_notifications(db, self.planner(events, inputs))
+
+    async def _plan_inputs(self, db: aiosqlite.Connection, orders: dict[str, models.Order],
+                           *, since: datetime) -> PlanInputs:
+        """The planner's view of the customers of ``orders``: enabled devices, unsubscribes
+        and notifications created since ``since`` (see :class:`PlanInputs`)."""
+        emails = sorted({o.customer.email.strip().lower() for o in orders.values()})
+        devices: dict[str, list[models.Device]] = {}
+        unsubscribed: set[tuple[str, str]] = set()
+        recent: dict[str, list[tuple[str, datetime]]] = {}
+        for chunk in chunks(emails, 500):
+            marks = ",".join("?" * len(chunk))
+            given = sorted({o.customer.email for o in orders.values()
+                            if o.customer.email.strip().lower() in chunk})
+            given_marks = ",".join("?" * len(given))
+            async with db.execute(f"SELECT * FROM devices WHERE customer_email IN ({marks}) "
+                                  "AND enabled = 1 ORDER BY id", chunk) as cur:
+                for r in await cur.fetchall():
+                    devices.setdefault(r["customer_email"], []).append(models.Device(
+                        id=r["id"], customer_email=r["customer_email"],
+                        channel=models.Channel(r["channel"]), token=r["token"]))
+            async with db.execute(f"SELECT email, channel FROM unsubscribes "
+                                  f"WHERE email IN ({marks})", chunk) as cur:
+                unsubscribed.update((r[0], r[1]) for r in await cur.fetchall())
+            async with db.execute(
+                    f"SELECT o.email, n.dedup_key, n.created_at FROM orders o "
+                    f"JOIN notifications n ON n.order_id = o.id "
+                    f"WHERE o.email IN ({given_marks}) AND n.created_at >= ?",
+                    (*given, to_db(since))) as cur:
+                for email, key, created in await cur.fetchall():
+                    at = from_db(created)
+                    if at is not None:
+                        recent.setdefault(email.strip().lower(), []).append((key, at))
+        return PlanInputs(orders=orders,
+                          devices={k: tuple(v) for k, v in devices.items()},
+                          unsubscribed=frozenset(unsubscribed),
+                          recent={k: tuple(v) for k, v in recent.items()})
 
     async def insert_notifications(self, db: aiosqlite.Connection,
                                    rows: Iterable[NewNotification]) -> int:
