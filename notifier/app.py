@@ -64,10 +64,26 @@ async def _noop() -> None:
     return None
 
 
-async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
-    """Open the store and wire every periodic job. Jobs not yet provided are no-ops."""
+async def build_app(settings: Settings, *, clock: Clock | None = None,
+                    features: bool = True) -> App:
+    """Open the store and wire every periodic job (``features=False``: store and clock only,
+    for CLI commands that just read or write orders)."""
     store = open_store(settings)
     await store.open()
     app = App(settings=settings, clock=clock or make_clock(settings.clock), store=store)
     app.jobs = {name: _noop for name in JOB_NAMES}
+    if features:
+        try:
+            _install_features(app)
+        except BaseException:
+            await app.aclose()
+            raise
     return app
+
+
+def _install_features(app: App) -> None:
+    # Order matters: the poll tick runs the sweep right after polling, so the sweep first.
+    from notifier import poller, sweeper
+
+    sweeper.install(app)
+    poller.install(app)

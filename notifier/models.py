@@ -230,3 +230,25 @@ def derive_order_status(oms_status: OmsStatus, shipments: Sequence[Shipment]) ->
 def event_sort_key(event: TrackingEvent) -> tuple[datetime, str]:
     """Events sort by instant (the carriers' array order is not trusted)."""
     return (event.at, event.code)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarrierHealth:
+    """What we know about one carrier's API: outcomes, circuit, quota windows (clock time)."""
+
+    carrier: str
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    successes: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    circuit_state: str = "closed"  # closed | open | half_open | paused (auth failure)
+    circuit_opened_at: datetime | None = None
+    blocked_until: datetime | None = None
+    paused_reason: str | None = None
+    window_day: str | None = None
+    day_requests: int = 0
+    window_hour: str | None = None
+    hour_requests: int = 0

@@ -96,3 +96,15 @@ def dispute_from_row(row: sqlite3.Row) -> models.Dispute:
         resolved_at=from_db(row["resolved_at"]),
         resolution=models.DisputeResolution(row["resolution"]) if row["resolution"] else None,
         note=row["note"])
+
+
+def health_from_row(row: sqlite3.Row) -> models.CarrierHealth:
+    return models.CarrierHealth(
+        carrier=row["carrier"], last_success_at=from_db(row["last_success_at"]),
+        last_failure_at=from_db(row["last_failure_at"]), last_error=row["last_error"],
+        consecutive_failures=row["consecutive_failures"], successes=row["successes"],
+        failures=row["failures"], rate_limited=row["rate_limited"],
+        circuit_state=row["circuit_state"], circuit_opened_at=from_db(row["circuit_opened_at"]),
+        blocked_until=from_db(row["blocked_until"]), paused_reason=row["paused_reason"],
+        window_day=row["window_day"], day_requests=row["day_requests"],
+        window_hour=row["window_hour"], hour_requests=row["hour_requests"])

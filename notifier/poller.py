@@ -1,0 +1,268 @@
+"""The poll tick: due shipments -> carrier adapters -> events, state, health, outbox.
+
+For each enabled carrier: read its health, work out this tick's request budget (quota windows,
+circuit, Retry-After; ``notifier.budget``), select due shipments (index only, oldest due first),
+spend the budget where a poll is most useful (``schedule.select_within_budget``), push the rest
+back, poll in batches with bounded concurrency while a pacer keeps the per-second limit in real
+time, then write everything of the tick in one transaction per carrier. Time the carrier could
+not be polled is recorded as blind time, so an outage never reads as a stale shipment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from carriers.base import Carrier
+from carriers.errors import (
+    CarrierAuthError,
+    CarrierError,
+    CarrierPayloadError,
+    CarrierRateLimited,
+)
+from carriers.model import BatchResult, TrackingEvent
+from notifier import budget, metrics, schedule
+from notifier.app import App
+from notifier.carriers_factory import Carriers, build_carriers
+from notifier.domain import DomainEvent
+from notifier.models import CarrierHealth, Shipment
+from notifier.tracking import apply_deferral, apply_failure, apply_result
+
+__all__ = ["Pacer", "Poller", "TickReport", "install"]
+
+logger = logging.getLogger(__name__)
+
+
+class Pacer:
+    """At most ``rate`` request starts per real second (a simple interval pacer)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if self.interval <= 0:
+            return
+        async with self._lock:
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next = max(self._next, time.monotonic()) + self.interval
+
+
+@dataclass
+class TickReport:
+    polled: int = 0
+    requests: int = 0
+    changed: int = 0
+    new_events: int = 0
+    deferred: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    unknown_codes: int = 0
+    by_carrier: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _CarrierTick:
+    shipments: list[Shipment] = field(default_factory=list)
+    events: dict[int, list[TrackingEvent]] = field(default_factory=dict)
+    domain: list[DomainEvent] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+
+
+class Poller:
+    def __init__(self, app: App, adapters: Carriers | dict[str, Carrier], *,
+                 rng: random.Random | None = None) -> None:
+        self.app = app
+        self.adapters = adapters
+        self.rng = rng or random.Random()
+        self.pacers: dict[str, Pacer] = {}
+
+    def _pacer(self, name: str) -> Pacer:
+        rate = getattr(self.app.settings.carriers, name).requests_per_second
+        pacer = self.pacers.get(name)
+        if pacer is None or abs(pacer.interval - (1.0 / rate if rate else 0.0)) > 1e-9:
+            pacer = self.pacers[name] = Pacer(rate)
+        return pacer
+
+    async def tick(self) -> TickReport:
+        report = TickReport()
+        results = await asyncio.gather(*(self._carrier_tick(name, adapter, report)
+                                         for name, adapter in self.adapters.items()),
+                                       return_exceptions=True)
+        for name, outcome in zip(self.adapters, results, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.error("poll tick for %s failed", name, exc_info=outcome)
+        if report.polled or report.failures or report.deferred:
+            logger.info("poll tick: %d polled in %d requests, %d changed, %d new events, "
+                        "%d deferred, %d failed, %d rate limited, %d unknown codes",
+                        report.polled, report.requests, report.changed, report.new_events,
+                        report.deferred, report.failures, report.rate_limited,
+                        report.unknown_codes)
+        return report
+
+    async def _carrier_tick(self, name: str, adapter: Carrier, report: TickReport) -> None:
+        app = self.app
+        cfg = getattr(app.settings.carriers, name)
+        policy = app.settings.polling
+        now = app.clock.now()
+        health = budget.advance_circuit(await app.store.carrier_health(name), now=now)
+        tick = app.interval("poll_tick")
+        real_tick = tick.total_seconds() / (app.clock.speed or 1.0)
+        allowance = budget.tick_budget(health, cfg, now=now, tick=tick, real_tick_s=real_tick,
+                                       carrier=name)
+        due = await app.store.due_shipments(name, now, policy.batch_limit)
+        if not due:
+            if health.circuit_state == "half_open":
+                await app.store.save_health(health)
+            return
+        metrics.due_backlog.labels(name).set(len(due))
+        exceptions = {s.id for s in due if s.id is not None and s.status.value in (
+            "exception", "failed_attempt")}
+        chosen, deferred = schedule.select_within_budget(
+            due, budget=allowance, now=now, open_exceptions=exceptions,
+            batch_size=adapter.max_batch)
+        work = _CarrierTick()
+        if deferred and (allowance == 0 or len(due) >= policy.batch_limit or
+                         budget.window_resets_at(health, cfg, now=now) is not None):
+            # Budget spent for now: push the rest to when it comes back, spread by priority.
+            resets = budget.window_resets_at(health, cfg, now=now) or now + tick
+            spread = max(tick, timedelta(minutes=5))
+            for rank, s in enumerate(deferred):
+                until = schedule.defer_time(now, window_resets_at=resets, spread=spread,
+                                            rank=rank, total=len(deferred))
+                work.shipments.append(apply_deferral(s, now=now, until=until))
+            report.deferred += len(deferred)
+        if chosen:
+            health = await self._poll(name, adapter, chosen, health, work, report, now)
+        await app.store.save_tick(shipments=work.shipments, new_events=work.events,
+                                  domain_events=work.domain, health=[health],
+                                  dirty_orders=work.dirty, now=now)
+        metrics.circuit_state.labels(name).set(1 if health.circuit_state in ("open", "paused")
+                                               else 0)
+
+    async def _poll(self, name: str, adapter: Carrier, chosen: Sequence[Shipment],
+                    health: CarrierHealth, work: _CarrierTick, report: TickReport,
+                    now: datetime) -> CarrierHealth:
+        app = self.app
+        size = max(1, adapter.max_batch)
+        batches = [list(chosen[i:i + size]) for i in range(0, len(chosen), size)]
+        known = await app.store.event_identities([s.id for s in chosen if s.id is not None])
+        promised = await app.store.promised_dates(s.order_id for s in chosen)
+        limit = asyncio.Semaphore(getattr(app.settings.carriers, name).concurrency)
+        pacer = self._pacer(name)
+        stop = False
+
+        async def one(batch: list[Shipment]
+                      ) -> tuple[list[Shipment], BatchResult | Exception | None, int]:
+            async with limit:
+                if stop or app.stopping:
+                    return batch, None, 0  # not attempted
+                await pacer.wait()
+                before = getattr(adapter, "requests_made", 0)
+                try:
+                    result: BatchResult | Exception = await adapter.track(
+                        [s.tracking_number for s in batch])
+                except CarrierError as exc:
+                    result = exc
+                return batch, result, max(1, getattr(adapter, "requests_made", before) - before)
+
+        tasks = [asyncio.ensure_future(one(b)) for b in batches]
+        for finished in asyncio.as_completed(tasks):
+            batch, result, used = await finished
+            if result is None:
+                continue  # not attempted: stays due, nothing counted
+            report.requests += used
+            health = budget.after_requests(health, used, now=now)
+            if isinstance(result, Exception):
+                health, stop = self._failed(name, batch, result, health, work, report, now,
+                                            stop)
+                continue
+            health = budget.after_success(health, now=now)
+            metrics.polls.labels(name, "ok").inc()
+            self._apply(batch, result, known, promised, work, report, now)
+        report.by_carrier[name] = report.by_carrier.get(name, 0) + len(chosen)
+        return health
+
+    def _failed(self, name: str, batch: list[Shipment], exc: Exception, health: CarrierHealth,
+                work: _CarrierTick, report: TickReport, now: datetime, stop: bool
+                ) -> tuple[CarrierHealth, bool]:
+        report.failures += len(batch)
+        policy = self.app.settings.polling
+        if isinstance(exc, CarrierRateLimited):
+            report.rate_limited += 1
+            metrics.rate_limited.labels(name).inc()
+            metrics.polls.labels(name, "rate_limited").inc()
+            health = budget.after_rate_limited(health, exc.retry_after or 1.0, now=now)
+            retry = timedelta(seconds=max(exc.retry_after or 1.0, 1.0))
+            stop = True  # the rest of this tick's batches would be refused too
+        elif isinstance(exc, CarrierAuthError):
+            metrics.polls.labels(name, "auth_failed").inc()
+            logger.error("%s: credentials rejected; polling paused until the configuration "
+                         "is fixed: %s", name, exc.message)
+            health = budget.after_auth_failure(health, exc.message, now=now)
+            retry = policy.circuit_open_for
+            stop = True
+        else:
+            outcome = "bad_payload" if isinstance(exc, CarrierPayloadError) else "unavailable"
+            metrics.polls.labels(name, outcome).inc()
+            logger.warning("%s: poll of %d number(s) failed: %s", name, len(batch), exc)
+            retry_after = getattr(exc, "retry_after", None)
+            health = budget.after_failure(health, str(exc), now=now, policy=policy,
+                                          retry_after=retry_after)
+            backoff = min(policy.circuit_open_for * (2 ** min(health.consecutive_failures, 6)),
+                          policy.max_interval)
+            retry = max(backoff, timedelta(seconds=retry_after or 0))
+            stop = stop or health.circuit_state == "open"
+        for s in batch:
+            work.shipments.append(apply_failure(s, now=now, retry_in=retry))
+        return health, stop
+
+    def _apply(self, batch: list[Shipment], result: BatchResult, known: dict[int, set[str]],
+               promised: Mapping[str, date | None], work: _CarrierTick, report: TickReport,
+               now: datetime) -> None:
+        by_number = {r.tracking_number: r for r in result.results}
+        settings = self.app.settings.polling
+        for s in batch:
+            r = by_number.get(s.tracking_number)
+            if r is None:
+                problem = result.problems.get(s.tracking_number, "no answer for this number")
+                logger.warning("%s %s: %s", s.carrier, s.tracking_number, problem)
+                work.shipments.append(apply_failure(s, now=now, retry_in=settings.exception))
+                continue
+            report.unknown_codes += len(r.unknown_codes)
+            outcome = apply_result(s, r, known=known.get(s.id or 0, set()), now=now,
+                                   policy=settings, rand=self.rng.random(),
+                                   promised=promised.get(s.order_id))
+            report.polled += 1
+            work.shipments.append(outcome.shipment)
+            work.dirty.add(s.order_id)  # rules re-run after every successful poll
+            if outcome.new_events and s.id is not None:
+                work.events[s.id] = list(outcome.new_events)
+                report.new_events += len(outcome.new_events)
+            if outcome.changed:
+                report.changed += 1
+            work.domain.extend(outcome.domain_events)
+
+
+def install(app: App) -> Poller:
+    """Build the carrier adapters and wire the ``poll_tick`` job (poll, then sweep)."""
+    adapters = build_carriers(app.settings, app.clock.now)
+    poller = Poller(app, adapters)
+    app.closers.append(adapters.aclose)
+    sweep = app.jobs.get("anomaly_sweep")
+
+    async def poll_tick() -> None:
+        await poller.tick()
+        if sweep is not None:
+            await sweep()  # evaluate what this tick changed without waiting for the sweep job
+
+    app.jobs["poll_tick"] = poll_tick
+    return poller
