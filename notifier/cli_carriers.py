@@ -332,25 +332,35 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     clock = sandbox_clock(_settings_or_defaults(args), args.speed)
     try:
         asyncio.run(_serve_sandbox(args.host, args.port, clock))
-    except SystemExit as exc:
-        # uvicorn exits (status 1) when it cannot bind; it has logged the reason.
-        if exc.code in (0, None):
-            return 0
+    except _CannotServe:
         _err(f"notifier sandbox: could not serve on {args.host}:{args.port}")
         return 1
     return 0
 
 
-async def _serve_sandbox(host: str, port: int, clock: Clock) -> None:
+class _CannotServe(Exception):
+    """uvicorn gave up at startup (it calls ``sys.exit`` after logging why, e.g. port in use)."""
+
+
+async def _serve_or_raise(host: str, port: int, clock: Clock, stop: asyncio.Event,
+                          ready: asyncio.Event) -> None:
     from carriers.sandbox import serve
 
+    try:
+        await serve(host, port, now=clock.now, stop=stop, ready=ready)
+    except SystemExit as exc:
+        # Caught inside the task: a SystemExit escaping a task would tear through the loop.
+        raise _CannotServe(exc.code) from None
+
+
+async def _serve_sandbox(host: str, port: int, clock: Clock) -> None:
     loop = asyncio.get_running_loop()
     stop, ready = asyncio.Event(), asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(serve(host, port, now=clock.now, stop=stop, ready=ready))
+    task = asyncio.create_task(_serve_or_raise(host, port, clock, stop, ready))
     try:
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
