@@ -44,9 +44,25 @@ def _is_jsonl(path: Path, handle: IO[str]) -> bool:
         return True
     if path.suffix.lower() == ".csv":
         return False
-    first = handle.read(1)
+    # Sniff past leading blank lines (skipped as rows anyway); seek(0) re-skips a BOM.
+    first = handle.read(4096).lstrip()[:1]
     handle.seek(0)
     return first == "{"
+
+
+def _undecodable(text: str) -> bool:
+    """True when ``text`` holds bytes that were not UTF-8 (read with ``surrogateescape``)."""
+    if text.isascii():  # the common case, and a cheap one
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_NOT_UTF8 = "not valid UTF-8 (save the file as UTF-8)"
+_REQUIRED = ("order", "email")
 
 
 class _Counting:
@@ -70,6 +86,9 @@ def read_rows(path: Path, handle: IO[str], lines: Iterator[str] | None = None
         for number, line in enumerate(source, start=1):
             if not line.strip():
                 continue
+            if _undecodable(line):
+                yield number, _NOT_UTF8
+                continue
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -88,6 +107,15 @@ def read_rows(path: Path, handle: IO[str], lines: Iterator[str] | None = None
     except csv.Error as exc:
         yield 1, f"unreadable CSV header: {exc}"
         return
+    if _undecodable(",".join(header)):
+        yield 1, f"CSV header {_NOT_UTF8}"
+        return
+    missing = [h for h in _REQUIRED if h not in header]
+    if missing:
+        # Every row would be rejected for it: say it once, for the header.
+        yield 1, (f"CSV header lacks the required column(s) {', '.join(map(repr, missing))} "
+                  f"(columns: {', '.join(validate.FIELDS)})")
+        return
     unknown = [h for h in header if h and h not in validate.FIELDS]
     if unknown:
         yield 1, f"unknown column(s) {', '.join(map(repr, unknown))} ignored"
@@ -104,6 +132,9 @@ def read_rows(path: Path, handle: IO[str], lines: Iterator[str] | None = None
             continue
         if len(cells) > len(header):
             yield start, f"{len(cells)} cells but the header has {len(header)} columns"
+            continue
+        if _undecodable("".join(cells)):
+            yield start, _NOT_UTF8
             continue
         yield start, {h: c for h, c in zip(header, cells, strict=False) if h}
 
@@ -129,7 +160,8 @@ async def import_file(path: Path, store: Store, *, now: Callable[[], datetime],
         added += summary.shipments_added
         batch.clear()
 
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    # surrogateescape: a stray Latin-1 byte becomes a rejected row, not a crash mid-file.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         counting = _Counting(handle)
         for line, fields in read_rows(path, handle, iter(counting)):
             if isinstance(fields, str):
