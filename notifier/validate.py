@@ -115,22 +115,24 @@ def _bad_date(key: str, value: str) -> date:
 def shipment_from_fields(carrier: str | None, tracking: str | None, *, where: str = ""
                          ) -> tuple[ShipmentInput, list[str]]:
     """Check one (carrier, tracking) pair. The carrier may be omitted when detection is
-    unambiguous. A bad check digit is a warning; a wrong shape is an error."""
+    unambiguous. A bad check digit is a warning; a wrong shape is an error. ``where`` prefixes
+    the messages and the error's ``field`` (``shipments[1].``)."""
+    tracking_field, carrier_field = f"{where}tracking", f"{where}carrier"
     if not tracking:
-        raise InputError(f"{where}tracking: required when carrier is given", field="tracking")
+        raise InputError(f"{where}tracking: required when carrier is given", field=tracking_field)
     number = detect.normalise(tracking)
     warnings: list[str] = []
     if carrier:
         carrier = carrier.strip().lower()
         if carrier not in carriers.NAMES:
             raise InputError(f"{where}carrier: unknown carrier {carrier!r} "
-                             f"(known: {', '.join(carriers.NAMES)})", field="carrier")
+                             f"(known: {', '.join(carriers.NAMES)})", field=carrier_field)
         # One detect() pass gives both verdicts (detect.plausible + detect.check_digit_ok
         # would run every format's regex twice; this is the import's hottest path).
         checks = {c.check_digit_ok for c in detect.detect(number) if c.carrier == carrier}
         if not checks:
             raise InputError(f"{where}tracking: {number!r} is not a plausible {carrier} "
-                             "tracking number (wrong length or characters)", field="tracking")
+                             "tracking number (wrong length or characters)", field=tracking_field)
         if True not in checks and False in checks:
             warnings.append(f"{where}tracking: {number!r} fails the {carrier} check digit "
                             "(kept: carriers issue such numbers)")
@@ -141,7 +143,7 @@ def shipment_from_fields(carrier: str | None, tracking: str | None, *, where: st
         return ShipmentInput(carrier=good[0], tracking_number=number), warnings
     if not candidates:
         raise InputError(f"{where}tracking: {number!r} matches no known carrier format; "
-                         "give the carrier explicitly", field="tracking")
+                         "give the carrier explicitly", field=tracking_field)
     every = sorted({c.carrier for c in candidates})
     if not good and len(every) == 1:
         # Only one carrier's shapes fit and its check digit fails: that is not ambiguity, and
@@ -151,7 +153,7 @@ def shipment_from_fields(carrier: str | None, tracking: str | None, *, where: st
         return ShipmentInput(carrier=every[0], tracking_number=number), warnings
     names = ", ".join(every)
     raise InputError(f"{where}carrier: {number!r} could be {names}; give the carrier explicitly",
-                     field="carrier")
+                     field=carrier_field)
 
 
 def order_from_fields(fields: Mapping[str, Any]) -> Validated:
