@@ -497,10 +497,10 @@ def test_sandbox_command_uses_the_configured_clock_and_stops_on_sigterm(
         assert httpx.get(url + "/_sandbox/stats").json()["now"] == T0.isoformat()
         # the demo path: `notifier track` through the configuration against this sandbox
         (tmp_path / "track").mkdir()
-        code, out, err = run(capsys, "track", "--config",
-                             str(write_config(tmp_path / "track", url)), "--carrier", "fedex",
-                             "--json", "123456789012")
-        assert (code, err) == (0, []) and json.loads(out[0])["tracking_number"] == "123456789012"
+        tracked = run(capsys, "track", "--config", str(write_config(tmp_path / "track", url)),
+                      "--carrier", "fedex", "--json", "123456789012")
+        assert tracked[0] == 0 and tracked[2] == []
+        assert json.loads(tracked[1][0])["tracking_number"] == "123456789012"
         assert httpx.get(url + "/_sandbox/stats").json()["carriers"]["fedex"]["numbers"] == 1
     finally:
         code, out, err = stop(proc)
