@@ -3,10 +3,11 @@ a fifth carrier gets these checks by being registered (and dropping its recorded
 ``tests/fixtures/<name>/``).
 
 Checked per carrier: the adapter class has the ``Carrier`` protocol's shape and the common
-constructor (and refuses a batch over ``max_batch`` before sending anything); its package exports ``parse_payload`` and ``tracking_url``; every recorded payload
-normalises to well-formed results (known statuses, UTC instants, events newest first); junk and
-damaged payloads give a result or ``CarrierPayloadError``, never another exception; generated
-tracking numbers are plausible for the carrier.
+constructor (and refuses a batch over ``max_batch`` before sending anything); its package
+exports ``parse_payload`` and ``tracking_url``; every recorded payload normalises to
+well-formed results (known statuses, UTC instants, events newest first); junk and damaged
+payloads give a result or ``CarrierPayloadError``, never another exception; generated tracking
+numbers are plausible for the carrier.
 
 Fixture convention: ``tests/fixtures/<name>/*.json`` are 200 tracking bodies, except files named
 ``error*.json``, which are error bodies that the parser must refuse with ``CarrierPayloadError``
