@@ -115,9 +115,10 @@ def _bad_date(key: str, value: str) -> date:
 def shipment_from_fields(carrier: str | None, tracking: str | None, *, where: str = ""
                          ) -> tuple[ShipmentInput, list[str]]:
     """Check one (carrier, tracking) pair. The carrier may be omitted when detection is
-    unambiguous. A bad check digit is a warning; a wrong shape is an error. ``where`` prefixes
-    the messages and the error's ``field`` (``shipments[1].``)."""
-    tracking_field, carrier_field = f"{where}tracking", f"{where}carrier"
+    unambiguous. A bad check digit is a warning; a wrong shape is an error. ``where``
+    (``shipments[1].``) prefixes the messages only: the error's ``field`` stays plain
+    ("tracking", "carrier"), as notifier.api.schemas expects when it adds the path."""
+    tracking_field, carrier_field = "tracking", "carrier"
     if not tracking:
         raise InputError(f"{where}tracking: required when carrier is given", field=tracking_field)
     number = detect.normalise(tracking)

@@ -237,9 +237,10 @@ def test_extra_shipments_from_json() -> None:
                               shipments=[{"carrier": "usps", "tracking": b}]))
     assert [(s.carrier, s.tracking_number) for s in v.order.shipments] == [("fedex", a),
                                                                           ("usps", b)]
-    reject(row(shipments=[{"carrier": "usps", "tracking": "12"}]), "shipments[0].tracking",
-           "not a plausible usps")
-    reject(row(shipments=[{"carrier": "acme", "tracking": b}]), "shipments[0].carrier")
+    with pytest.raises(InputError, match=r"^shipments\[0\]\.tracking: '12' is not a plaus"):
+        order_from_fields(row(shipments=[{"carrier": "usps", "tracking": "12"}]))
+    with pytest.raises(InputError, match=r"^shipments\[0\]\.carrier: unknown carrier"):
+        order_from_fields(row(shipments=[{"carrier": "acme", "tracking": b}]))
     with pytest.raises(InputError, match=r"shipments\[1\]: expected an object"):
         order_from_fields(row(shipments=[{"carrier": "usps", "tracking": b}, "x"]))
     for not_a_list in ("abc", {"carrier": "usps", "tracking": b}):
