@@ -1,0 +1,323 @@
+"""The outbox sender: claim due notification rows, render, send, record the outcome.
+
+:class:`OutboxSender.drain` is the ``outbox_drain`` job. Each run marks rows older than
+``give_up_after`` dead, then claims due rows in batches of ``batch_size`` (pending rows whose
+``next_attempt_at`` has come, and ``sending`` rows whose lease expired after a crash), sends
+them with at most ``concurrency`` in flight, and records per row:
+
+- accepted -> ``sent`` (``sent_at``, ``provider_id``);
+- ``DeliveryTransient`` -> retried in-process by the :class:`~notifier.retry.RetryPolicy`
+  (honouring ``retry_after``), then rescheduled in the row with backoff so an outage of hours
+  survives restarts; an unexpected exception from a channel is treated the same way (logged
+  with its traceback) rather than failing a message for good on a bug;
+- ``DeliveryRejected`` -> ``failed`` at once; ``drop_token`` also disables the device;
+- ``ChannelMisconfigured`` -> the channel is paused (in memory, for ``pause_for``), the ops
+  signal is recorded (``ops_alerts`` row + the optional ``on_channel_paused`` hook), and the
+  row goes back to pending untouched.
+
+The message id given to the renderer is ``n<row id>-<hash of the dedup key>``: stable for the
+row, so a resend after a crash carries the same e-mail ``Message-ID`` / ``apns-id`` /
+``webhook-id``, and distinct across databases. Every instant comes from the injected clock.
+Claiming stops when ``stopping()`` turns true (SIGTERM); claimed rows not started yet are
+released at once instead of waiting for their lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from notifier import metrics, notice, planner, unsubscribe
+from notifier.channels.base import Channel, Receipt, Recipient, RenderedMessage
+from notifier.channels.email import mask_address
+from notifier.errors import (
+    ChannelMisconfigured,
+    DeliveryRejected,
+    DeliveryTransient,
+    NotFound,
+)
+from notifier.render import BUILTIN_TEMPLATES, Renderer, RenderError
+from notifier.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from notifier import models
+    from notifier.app import App
+    from notifier.clock import Clock
+    from notifier.config import Settings
+    from notifier.domain import DomainEvent, NewNotification
+    from notifier.store.base import PlanInputs
+    from notifier.store.sqlite import SqliteStore
+
+__all__ = ["DrainResult", "OutboxSender", "PausedHook", "install", "notification_id"]
+
+logger = logging.getLogger(__name__)
+
+PausedHook = Callable[[str, str], Awaitable[None] | None]
+
+
+def notification_id(row: models.Notification) -> str:
+    """The stable id of a row's message (Message-ID left part, apns-id seed, webhook-id)."""
+    digest = hashlib.sha256(row.dedup_key.encode("utf-8")).hexdigest()[:10]
+    return f"n{row.id}-{digest}"
+
+
+@dataclass(slots=True)
+class DrainResult:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    dead: int = 0
+    released: int = 0
+
+
+class OutboxSender:
+    """Sends due outbox rows through ``channels`` (name -> Channel). ``broken`` names channels
+    that could not be built (they count as paused from the start). ``settings`` may be replaced
+    between drains (configuration reload)."""
+
+    def __init__(self, *, store: SqliteStore, clock: Clock, settings: Settings,
+                 channels: Mapping[str, Channel], renderer: Renderer | None = None,
+                 retry: RetryPolicy | None = None, broken: Mapping[str, str] | None = None,
+                 on_channel_paused: PausedHook | None = None,
+                 pause_for: timedelta = timedelta(minutes=10),
+                 stopping: Callable[[], bool] = lambda: False,
+                 order_status_url: Callable[[str], str | None] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.channels = dict(channels)
+        self.renderer = renderer or Renderer(BUILTIN_TEMPLATES,
+                                             user_dir=settings.templates.user_dir,
+                                             default_locale=settings.templates.default_locale)
+        self.retry = retry or RetryPolicy.from_settings(settings.notifications)
+        self.on_channel_paused = on_channel_paused
+        self.pause_for = pause_for
+        self.stopping = stopping
+        self.order_status_url = order_status_url
+        # channel -> (reason, paused until; None = until restart)
+        self.paused: dict[str, tuple[str, datetime | None]] = {}
+        self._broken = dict(broken or {})
+        self._warned_unsubscribe = False
+
+    # ------------------------------------------------------------------ the job
+
+    async def drain(self) -> DrainResult:
+        """One run of the job: give up on old rows, then send every due row."""
+        result = DrainResult()
+        n = self.settings.notifications
+        now = self.clock.now()
+        result.dead = await self.store.mark_dead_before(now - n.give_up_after)
+        if result.dead:
+            logger.error("outbox: %d notification(s) gave up after %s", result.dead,
+                         n.give_up_after)
+            metrics.sends.labels(channel="any", outcome="dead").inc(result.dead)
+        await self._pause_broken(now)
+        batch_size = max(1, n.batch_size)
+        while not self.stopping():
+            now = self.clock.now()
+            active = self._active(now)
+            rows = await self.store.claim_due(now=now, lease_until=now + n.lease,
+                                              limit=batch_size, channels=active)
+            if not rows:
+                break
+            result.claimed += len(rows)
+            await self._send_batch(rows, result, max(1, n.concurrency))
+            if len(rows) < batch_size:
+                break
+        if result.claimed:
+            logger.info("outbox: %d claimed, %d sent, %d retry later, %d failed, %d released",
+                        result.claimed, result.sent, result.retried, result.failed,
+                        result.released)
+        return result
+
+    async def _send_batch(self, rows: list[models.Notification], result: DrainResult,
+                          concurrency: int) -> None:
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(row: models.Notification) -> None:
+            async with slots:
+                outcome = await self._handle(row)
+            setattr(result, outcome, getattr(result, outcome) + 1)
+
+        await asyncio.gather(*(one(r) for r in rows))
+
+    # ------------------------------------------------------------------ one row
+
+    async def _handle(self, row: models.Notification) -> str:
+        """Process one claimed row; returns the DrainResult field to count it under."""
+        assert row.id is not None
+        name = row.channel.value
+        channel = self.channels.get(name)
+        now = self.clock.now()
+        if self.stopping() or channel is None or name not in self._active(now):
+            until = self.paused.get(name, ("", None))[1]
+            await self.store.reschedule(row.id, next_attempt_at=until or now, count_attempt=False,
+                                        error="released: stopping or channel paused")
+            return "released"
+        try:
+            message, recipient = await self._render(row)
+        except (RenderError, NotFound, ValueError) as exc:
+            logger.error("notification %s (%s) cannot be rendered: %s", row.id, row.trigger, exc)
+            metrics.sends.labels(channel=name, outcome="error").inc()
+            await self.store.mark_failed(row.id, f"render: {exc}")
+            return "failed"
+        try:
+            receipt = await self._send(channel, message, recipient)
+        except ChannelMisconfigured as exc:
+            metrics.sends.labels(channel=name, outcome="misconfigured").inc()
+            until = await self._pause(name, exc.message, self.clock.now())
+            await self.store.reschedule(row.id, next_attempt_at=until, count_attempt=False,
+                                        error=f"channel paused: {exc.message}")
+            return "released"
+        except DeliveryRejected as exc:
+            metrics.sends.labels(channel=name, outcome="rejected").inc()
+            logger.warning("notification %s to %s rejected: %s", row.id,
+                           _mask(name, row.recipient), exc.message)
+            await self.store.mark_failed(row.id, exc.message)
+            if exc.drop_token and name != "email":
+                await self.store.disable_device(name, row.recipient, exc.message)
+            return "failed"
+        except DeliveryTransient as exc:
+            return await self._later(row, exc.message, exc.retry_after)
+        except Exception as exc:  # an unclassified channel error: retry later, never lose it
+            logger.exception("notification %s: unexpected error from channel %s", row.id, name)
+            return await self._later(row, f"{type(exc).__name__}: {exc}", None)
+        now = self.clock.now()
+        await self.store.mark_sent(row.id, now=now, provider_id=receipt.provider_id)
+        metrics.sends.labels(channel=name, outcome="sent").inc()
+        if row.created_at is not None:
+            seconds = (now - row.created_at).total_seconds()
+            speed = self.clock.speed
+            metrics.send_latency.labels(channel=name).observe(
+                max(0.0, seconds / speed if speed > 1 else seconds))
+        logger.info("notification %s (%s) sent by %s to %s", row.id, row.trigger, name,
+                    _mask(name, row.recipient))
+        return "sent"
+
+    async def _send(self, channel: Channel, message: RenderedMessage,
+                    recipient: Recipient) -> Receipt:
+        async for attempt in self.retry.retrying():
+            with attempt:
+                return await channel.send(message, recipient)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _later(self, row: models.Notification, error: str,
+                     retry_after: float | None) -> str:
+        assert row.id is not None
+        name = row.channel.value
+        metrics.sends.labels(channel=name, outcome="transient").inc()
+        now = self.clock.now()
+        give_up = self.settings.notifications.give_up_after
+        if row.created_at is not None and now - row.created_at >= give_up:
+            logger.error("notification %s (%s) dead after %s: %s", row.id, row.trigger,
+                         give_up, error)
+            await self.store.mark_failed(row.id, f"{error} (gave up)", status="dead")
+            return "dead"
+        delay = self.retry.reschedule_after(row.attempts + 1, retry_after)
+        logger.warning("notification %s to %s: %s; next try in %s", row.id,
+                       _mask(name, row.recipient), error, delay)
+        await self.store.reschedule(row.id, next_attempt_at=now + delay, error=error)
+        return "retried"
+
+    async def _render(self, row: models.Notification) -> tuple[RenderedMessage, Recipient]:
+        if not row.order_id:
+            raise NotFound("the order of this notification no longer exists")
+        order = await self.store.get_order(row.order_id)
+        event = await self.store.latest_event(row.shipment_id) if row.shipment_id else None
+        t = self.settings.templates
+        ctx = notice.build_context(
+            order, trigger=row.trigger, payload=row.payload, shipment_id=row.shipment_id,
+            last_event=event, shop_name=t.shop_name, support_email=t.support_email,
+            support_url=t.support_url,
+            unsubscribe_url=self._unsubscribe_url(order.customer.email, row.channel.value),
+            order_status_url=self.order_status_url(order.id) if self.order_status_url
+            else None)
+        kind = "email" if row.channel.value == "email" else "push"
+        message = self.renderer.render(notification_id(row), ctx, channel=kind)
+        name = order.customer.name if row.channel.value == "email" else ""
+        return message, Recipient(address=row.recipient, name=name)
+
+    def _unsubscribe_url(self, email: str, channel: str) -> str | None:
+        api = self.settings.api
+        try:
+            return unsubscribe.unsubscribe_url(api.public_url, email, channel,
+                                               api.unsubscribe_secret)
+        except ValueError as exc:
+            if not self._warned_unsubscribe:
+                logger.warning("notices go out without an unsubscribe link: %s", exc)
+                self._warned_unsubscribe = True
+            return None
+
+    # ------------------------------------------------------------------ pausing
+
+    def _active(self, now: datetime) -> list[str]:
+        for name, (_, until) in list(self.paused.items()):
+            if until is not None and until <= now:
+                logger.info("channel %s: pause over, trying again", name)
+                del self.paused[name]
+        return [n for n in self.channels if n not in self.paused]
+
+    async def _pause(self, name: str, reason: str, now: datetime, *,
+                     forever: bool = False) -> datetime:
+        current = self.paused.get(name)
+        until = None if forever else now + self.pause_for
+        if current is not None:  # another in-flight row already paused it: one alert only
+            return current[1] or now + self.pause_for
+        self.paused[name] = (reason, until)
+        logger.error("channel %s paused%s: %s", name,
+                     "" if forever else f" for {self.pause_for}", reason)
+        await self.store.record_channel_paused(name, reason, now=now)
+        hook = self.on_channel_paused
+        if hook is not None:
+            try:
+                outcome = hook(name, reason)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:  # the ops hook must never stop the sender
+                logger.exception("on_channel_paused hook failed")
+        return until or now + self.pause_for
+
+    async def _pause_broken(self, now: datetime) -> None:
+        for name, reason in self._broken.items():
+            if name not in self.paused:
+                await self._pause(name, reason, now, forever=True)
+
+
+def _mask(channel: str, recipient: str) -> str:
+    if channel == "email":
+        return mask_address(recipient)
+    return recipient[:12] + "..." if len(recipient) > 12 else recipient
+
+
+def install(app: App, *, on_channel_paused: PausedHook | None = None) -> OutboxSender:
+    """Wire notifications into ``app``: the store's planner, the ``outbox_drain`` job, and the
+    channels' closers. Returns the sender (``sender.on_channel_paused`` may be set later)."""
+    from notifier.channels import registry
+
+    def plan_notifications(events: Sequence[DomainEvent], inputs: PlanInputs
+                           ) -> list[NewNotification]:
+        return planner.plan(events, inputs,
+                            policy=planner.PlanPolicy.from_settings(app.settings),
+                            now=app.clock.now())
+
+    app.store.planner = plan_notifications
+    built = registry.build_channels(app.settings, clock=app.clock)
+    sender = OutboxSender(store=app.store, clock=app.clock, settings=app.settings,
+                          channels=built.channels, broken=built.broken,
+                          on_channel_paused=on_channel_paused,
+                          stopping=lambda: app.stopping)
+
+    async def outbox_drain() -> None:
+        sender.settings = app.settings  # pick up a reloaded configuration
+        await sender.drain()
+
+    app.jobs["outbox_drain"] = outbox_drain
+    app.closers.append(built.aclose)
+    return sender
