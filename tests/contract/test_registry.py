@@ -118,7 +118,12 @@ async def test_adapter_class_has_the_protocol_shape(name: str) -> None:
                if p.name not in ("now", *(q.name for q in positional)))
 
     calls: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: calls.append(request) or httpx.Response(500))
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500)
+
+    transport = httpx.MockTransport(refuse)
     async with httpx.AsyncClient(transport=transport) as http:
         adapter = cls(CarrierSettings(base_url="http://127.0.0.1:9", client_id="id",
                                       client_secret="secret", api_key="key"), http,
