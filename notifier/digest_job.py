@@ -285,8 +285,8 @@ class DigestJob:
                     notification_id=message_id, trigger="ops_digest", subject=rendered.subject,
                     text=rendered.text, html=rendered.html), Recipient(address=target))
         except DeliveryError as exc:
-            who = target if target == WEBHOOK_TARGET else mask_address(target)
-            return f"{who}: {exc}", isinstance(exc, DeliveryRejected)
+            text = str(exc) if target == WEBHOOK_TARGET else f"{mask_address(target)}: {exc}"
+            return text, isinstance(exc, DeliveryRejected)
         return None
 
     def _email(self) -> Channel:
