@@ -8,7 +8,9 @@ notifications and recent stale anomalies into :class:`Alert` values with stable 
 - ``dead_notifications``: more than ``alerts.dead_threshold`` dead notifications in the window;
 - ``stale_spike:<carrier>``: at least ``alerts.stale_spike`` ``stale_*`` anomalies opened on
   one carrier within the last hour (a likely carrier-side problem);
-- ``channel_paused:<channel>``: raised by the outbox through :func:`raise_alert`.
+- ``channel_paused:<channel>``: upserted by the outbox (``record_channel_paused``); its
+  ``on_channel_paused`` hook (:func:`notifier.digest_job.channel_paused_hook`) re-arms the
+  alert once the cooldown is over.
 
 Delivery state lives in ``ops_alerts`` (one row per key): a row whose ``last_sent_at`` is NULL
 is *pending*. :func:`raise_alert` makes a key pending when it is new or its cooldown
@@ -73,7 +75,7 @@ class AlertStore(Protocol):
     """What alerts need from the store (``notifier.store.sqlite_ops.OpsQueries``)."""
 
     async def ops_alert_raise(self, key: str, detail: str, *, now: datetime,
-                              cooldown: timedelta) -> bool: ...
+                              cooldown: timedelta, count: bool = True) -> bool: ...
 
     async def ops_alerts_pending(self) -> list[OpsAlertRecord]: ...
 

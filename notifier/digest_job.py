@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -40,8 +41,8 @@ from notifier.render import BUILTIN_TEMPLATES
 if TYPE_CHECKING:
     from notifier.app import App
 
-__all__ = ["DigestJob", "DigestOutcome", "DigestRenderer", "RenderedDigest", "fire_calculator",
-           "install"]
+__all__ = ["DigestJob", "DigestOutcome", "DigestRenderer", "RenderedDigest",
+           "channel_paused_hook", "fire_calculator", "install"]
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +354,19 @@ def _previous_sent(rows: list[dg.DigestRecord], *, before: datetime | None) -> d
     sent = [r for r in rows if r.status == "sent" and r.fire_time is not None
             and (before is None or r.fire_time < before)]
     return max((r.created_at for r in sent), default=None)
+
+
+def channel_paused_hook(app: App) -> Callable[[str, str], Awaitable[None]]:
+    """For ``outbox.install(app, on_channel_paused=...)``: the outbox has already upserted the
+    ``channel_paused:<channel>`` row (a new row is pending and goes out on the next
+    ``digest_check``); this makes a known one pending again when its cooldown is over."""
+
+    async def hook(channel: str, reason: str) -> None:
+        await app.store.ops_alert_raise(f"channel_paused:{channel}", reason[:500],
+                                        now=app.clock.now(),
+                                        cooldown=app.settings.alerts.cooldown, count=False)
+
+    return hook
 
 
 def install(app: App) -> None:

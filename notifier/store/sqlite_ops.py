@@ -161,8 +161,11 @@ class OpsQueries(SqliteCore):
             return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
 
     async def ops_alert_raise(self, key: str, detail: str, *, now: datetime,
-                              cooldown: timedelta) -> bool:
-        """Count condition ``key``; make it pending (True) when new or its cooldown passed."""
+                              cooldown: timedelta, count: bool = True) -> bool:
+        """Count condition ``key``; make it pending (True) when new or its cooldown passed.
+
+        ``count=False`` when the caller's feature already counted this occurrence in the row
+        (the outbox's ``record_channel_paused``)."""
         async with self.transaction() as db:
             async with db.execute("SELECT last_sent_at FROM ops_alerts WHERE key = ?",
                                   (key,)) as cur:
@@ -174,9 +177,9 @@ class OpsQueries(SqliteCore):
             last = from_db(row["last_sent_at"])
             pending = last is None or now - last >= cooldown
             await db.execute(
-                "UPDATE ops_alerts SET count = count + 1, detail = ?, "
+                "UPDATE ops_alerts SET count = count + ?, detail = ?, "
                 "last_sent_at = CASE WHEN ? THEN NULL ELSE last_sent_at END WHERE key = ?",
-                (detail, int(pending), key))
+                (int(count), detail, int(pending), key))
             return pending
 
     async def ops_alerts_pending(self) -> list[alerts_mod.OpsAlertRecord]:

@@ -160,3 +160,33 @@ async def test_rows_written_by_another_feature_are_delivered(store: SqliteStore)
     out = Outbox()
     assert await alerts.deliver_pending(store, out, now=NOW) == 1
     assert out.sent[0].subject == "[notifier alert] channel paused: apns"
+
+
+async def test_channel_paused_by_the_outbox_rearms_after_the_cooldown(
+        store: SqliteStore) -> None:
+    from notifier.app import App
+    from notifier.clock import SimulatedClock
+    from notifier.config import Settings
+    from notifier.digest_job import channel_paused_hook
+
+    clock = SimulatedClock(NOW, speed=0)
+    app = App(settings=Settings(alerts=SETTINGS), clock=clock, store=store)
+    hook = channel_paused_hook(app)
+    out = Outbox()
+
+    async def pause(reason: str) -> None:  # what notifier.outbox does on a pause
+        await store.record_channel_paused("email", reason, now=clock.now())
+        await hook("email", reason)
+
+    await pause("535 auth failed")
+    assert await alerts.deliver_pending(store, out, now=clock.now()) == 1
+    clock.advance(timedelta(minutes=20))
+    await pause("535 auth failed again")  # paused again within the cooldown: no new mail
+    assert await alerts.deliver_pending(store, out, now=clock.now()) == 0
+    clock.advance(timedelta(minutes=45))
+    await pause("535 still failing")
+    assert await alerts.deliver_pending(store, out, now=clock.now()) == 1
+    assert [m.subject for m in out.sent] == ["[notifier alert] channel paused: email"] * 2
+    assert "535 still failing" in out.sent[1].text
+    [row] = await store.ops_alerts_recent()
+    assert row.count == 3  # one per pause: the hook does not count twice
