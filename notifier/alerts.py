@@ -90,10 +90,11 @@ class AlertStore(Protocol):
 def carrier_down(h: CarrierHealthRecord, *, now: datetime, after: timedelta) -> Alert | None:
     """An alert when ``h`` has had an open circuit or a pause for at least ``after``.
 
-    Reading of the columns (written by the polling feature): ``circuit_state`` other than
-    ``"closed"`` (open, half-open) or a non-empty ``paused_reason`` (credentials refused) means
-    down. Down since ``circuit_opened_at``; without it, since ``last_success_at``; with neither
-    the carrier has never worked as far as we know, so the alert is raised at once.
+    The columns as ``notifier.budget`` writes them: ``circuit_state`` other than ``"closed"``
+    (open, half_open, paused) or a ``paused_reason`` (credentials refused) means down;
+    ``circuit_opened_at`` is when that began (kept through open/half-open cycles, cleared by a
+    success). Without it we count from ``last_success_at``; with neither the carrier has never
+    worked as far as we know, so the alert is raised at once.
     """
     if h.circuit_state == "closed" and not h.paused_reason:
         return None

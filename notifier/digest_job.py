@@ -146,7 +146,7 @@ class DigestJob:
 
     async def run_scheduled(self, now: datetime) -> DigestOutcome | None:
         """Send the due period's digest (or retry an unfinished one); None when nothing to do."""
-        rows = await self.app.store.digest_rows()
+        rows = await self.app.store.digest_rows(scheduled_only=True)
         scheduled = [r for r in rows if r.fire_time is not None]
         last = max(scheduled, key=lambda r: r.fire_time or now, default=None)
         due = dg.due_period(self._calculator(), now=now,
@@ -220,7 +220,7 @@ class DigestJob:
         return self._calc[1]
 
     async def _since_now(self, now: datetime) -> datetime:
-        rows = await self.app.store.digest_rows()
+        rows = await self.app.store.digest_rows(scheduled_only=True)
         return _previous_sent([r for r in rows if r.fire_time is not None],
                               before=None) or now - timedelta(days=1)
 

@@ -44,11 +44,14 @@ class OpsQueries(SqliteCore):
 
     # --- digest and alert queries (notifier.digest_job, notifier.alerts, notifier.cli_ops)
 
-    async def digest_rows(self, *, limit: int = 50) -> list[digest_mod.DigestRecord]:
-        """Recorded digests, the most recent attempt first."""
+    async def digest_rows(self, *, limit: int = 50, scheduled_only: bool = False
+                          ) -> list[digest_mod.DigestRecord]:
+        """Recorded digests, the most recent attempt first (``scheduled_only``: without the
+        on-demand ``manual:`` ones)."""
+        where = "WHERE period_key NOT LIKE 'manual:%' " if scheduled_only else ""
         async with self.db.execute(
-                "SELECT * FROM digests ORDER BY created_at DESC, period_key DESC LIMIT ?",
-                (limit,)) as cur:
+                f"SELECT * FROM digests {where}ORDER BY created_at DESC, period_key DESC "
+                "LIMIT ?", (limit,)) as cur:
             return [_digest_record(r) for r in await cur.fetchall()]
 
     async def digest_claim(self, period_key: str, *, now: datetime, stale_before: datetime
