@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from html import escape
 
+from notifier.logs import mask_email
+
 __all__ = ["HEADERS", "confirm_page", "done_page", "invalid_page"]
 
 # The token sits in the URL: never send it onwards as a referrer, never cache the page.
@@ -35,12 +37,6 @@ def _page(title: str, body: str) -> str:
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
             f"<body><h1>{escape(title)}</h1>{body}</body></html>\n")
-
-
-def mask_email(email: str) -> str:
-    """``jane.doe@example.com`` -> ``j***@example.com`` (enough to recognise, not to harvest)."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
 
 
 def confirm_page(*, action: str, email: str, channel: str, shop: str) -> str:

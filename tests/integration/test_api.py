@@ -3,7 +3,9 @@ test's event loop, a real SQLite store, httpx as the client. Only the clock is s
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import random
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -19,11 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from carriers import numbers
 from notifier import config as config_mod
 from notifier import unsubscribe
-from notifier.api import ApiServer, auth, start
+from notifier.api import ApiServer, auth, install, probe_for, start
 from notifier.api.ratelimit import RateLimiter
 from notifier.app import App, build_app
 from notifier.clock import SimulatedClock
 from notifier.config import Secret
+from notifier.daemon import Daemon
+from notifier.errors import NotifierError
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 TOKEN = "integration-token-1"
@@ -504,3 +508,52 @@ async def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
     assert r.status_code == 404 and r.json()["error"]
     r = await api.client.delete("/v1/orders/A-1", headers=AUTH)
     assert r.status_code == 405 and r.json()["error"]
+
+
+# ------------------------------------------------------------------------------ daemon wiring
+
+
+async def test_install_binds_at_once_and_respects_enabled(api: Api) -> None:
+    busy = dataclasses.replace(api.app.settings.api, listen=f"127.0.0.1:{api.server.port}")
+    api.app.settings = dataclasses.replace(api.app.settings, api=busy)
+    with pytest.raises(NotifierError, match="cannot listen"):
+        install(api.app)
+    api.app.settings = dataclasses.replace(
+        api.app.settings, api=dataclasses.replace(busy, enabled=False))
+    closers = len(api.app.closers)
+    assert install(api.app) is None
+    assert len(api.app.closers) == closers
+
+
+async def test_healthz_follows_a_real_daemon_scheduler(
+        write_config: Callable[..., Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).resolve().parents[2] / "config.toml").read_text(encoding="utf-8")
+    text = text.replace('mode = "system"', 'mode = "simulated"\nstart = "2026-11-02T08:00:00Z"'
+                        '\nspeed = 600')
+    text = text.replace('path = "notifier.sqlite3"', 'path = "daemon.sqlite3"')
+    text = text.replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
+    daemon = Daemon(config_mod.load(write_config(text=text)))
+    # Shorter silence limit than production's 60 s so a paused scheduler shows quickly.
+    monkeypatch.setattr(daemon, "healthy",
+                        functools.partial(Daemon.healthy, daemon, max_silence_s=0.5))
+    task = asyncio.create_task(daemon.run())
+    try:
+        while daemon.app is None or daemon.scheduler is None or not daemon.runs["poll_tick"]:
+            assert not task.done()
+            await asyncio.sleep(0.05)
+        server = await start(daemon.app, health=probe_for(daemon))
+        async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
+            ok = await client.get("/healthz")
+            assert ok.status_code == 200, ok.text
+            sched = ok.json()["scheduler"]
+            assert sched["running"] is True and sched["healthy"] is True
+            assert sched["last_tick_age_s"] is not None and sched["runs"]["poll_tick"] >= 1
+            daemon.scheduler.pause()
+            await asyncio.sleep(0.8)
+            stalled = await client.get("/healthz")
+            assert stalled.status_code == 503
+            assert stalled.json()["scheduler"]["healthy"] is False
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 30)
