@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import sys
+import tomllib
 from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,10 +25,45 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def config_text(db_path: str = "notifier.sqlite3", extra: str = "") -> str:
-    """The repository's config.toml with the database moved and ``extra`` appended."""
-    text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^path = "notifier.sqlite3".*$', f'path = "{db_path}"', text)
-    return text + "\n" + extra
+    """The repository's config.toml with the database moved and the TOML ``extra`` merged in
+    (tables in ``extra`` override or extend the same tables of the base file)."""
+    base = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    base["database"]["path"] = db_path
+    return dump_toml(merge(base, tomllib.loads(extra)))
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for configuration dictionaries (tables, scalars, lists)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = f"{prefix}{key}"
+            lines += ["", f"[{name}]", dump_toml(value, name + ".")]
+    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture

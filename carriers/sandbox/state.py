@@ -120,8 +120,15 @@ class SandboxState:
     # --- scenarios --------------------------------------------------------------------
     def register(self, carrier: str, number: str, scenario: Scenario, start: datetime,
                  quirks: frozenset[str] | None) -> None:
-        self.registrations[(carrier, normalise(number))] = Registration(
-            scenario=scenario, start=start, registered=True, quirks=quirks)
+        registration = Registration(scenario=scenario, start=start, registered=True,
+                                    quirks=quirks)
+        self.registrations[(carrier, normalise(number))] = registration
+        if carrier == "usps":
+            # USPS tracks a routed number (420 + ZIP + IMpb) by its IMpb part too; the adapter
+            # sends that part when the whole is longer than the API allows.
+            from carriers.usps.parse import api_number
+
+            self.registrations[(carrier, api_number(normalise(number)))] = registration
 
     def resolve(self, carrier: str, number: str) -> Registration:
         key = (carrier, normalise(number))

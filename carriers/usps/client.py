@@ -57,7 +57,7 @@ class UspsCarrier:
             return model.BatchResult()
         # USPS wants the number without its "420"+ZIP routing prefix (reference 8.4; the v3r2
         # spec allows 4-34 characters); answers are reported under the number we were given.
-        api = {n: api_number(n) for n in numbers}
+        api = {n: parse.api_number(n) for n in numbers}
         if any(a != n for n, a in api.items()):
             back = {a: n for n, a in api.items()}
             batch = await self.track([api[n] for n in numbers])
@@ -197,23 +197,3 @@ def _oauth_error(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return f"{body['error']}: {body.get('error_description', '')}"
     return response.text[:200]
-
-
-MAX_API_LENGTH = 34
-
-
-def api_number(number: str) -> str:
-    """``number`` without a leading ``420`` + ZIP5 or ZIP5+4 routing prefix (reference 8.4).
-
-    Only numbers longer than the API's 34-character limit are changed (420 + ZIP+4 + a 26-digit
-    IMpb), and only when what remains is a USPS number whose check digit passes; shorter
-    routed numbers are sent as given, which the API accepts.
-    """
-    if not number.startswith("420") or len(number) <= MAX_API_LENGTH:
-        return number
-    from carriers import detect
-
-    for core in (number[8:], number[12:]):
-        if any(c.carrier == "usps" and c.check_digit_ok for c in detect.detect(core)):
-            return core
-    return number

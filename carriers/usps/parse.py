@@ -20,7 +20,7 @@ import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from carriers import model
+from carriers import detect, model
 from carriers.errors import CarrierPayloadError
 from carriers.model import Status
 from carriers.usps import statuses
@@ -269,3 +269,21 @@ def parse_payload(payload: Any, *, now: datetime) -> model.BatchResult:
     if isinstance(payload, dict) and "trackingNumber" in payload:
         return model.BatchResult(results=(_detail(payload, payload),))
     raise _fail("not a USPS tracking response", payload)
+
+
+MAX_API_LENGTH = 34
+
+
+def api_number(number: str) -> str:
+    """``number`` without a leading ``420`` + ZIP5 or ZIP5+4 routing prefix (reference 8.4).
+
+    Only numbers longer than the API's 34-character limit are changed (420 + ZIP+4 + a 26-digit
+    IMpb), and only when what remains is a USPS number whose check digit passes; shorter
+    routed numbers are sent as given, which the API accepts.
+    """
+    if not number.startswith("420") or len(number) <= MAX_API_LENGTH:
+        return number
+    for core in (number[8:], number[12:]):
+        if any(c.carrier == "usps" and c.check_digit_ok for c in detect.detect(core)):
+            return core
+    return number

@@ -1,0 +1,141 @@
+"""The poll tick and anomaly sweep against the carrier sandbox over real HTTP, through a
+simulated fortnight: statuses follow the scenarios, the expected anomalies open and close at
+the right simulated times, and the sandbox never has to refuse a request for quota."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from carriers import numbers
+from carriers.sandbox import Quota, SandboxThread
+from notifier import config
+from notifier.app import build_app
+from notifier.clock import SimulatedClock
+from notifier.models import OmsStatus
+from notifier.store.base import OrderInput, ShipmentInput
+from tests.conftest import config_text
+
+START = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)  # a Monday morning
+TICK = timedelta(minutes=30)
+
+# (scenario, carrier) pairs; every scenario appears, every carrier appears.
+CASES = [
+    ("normal", "ups"), ("normal", "fedex"), ("normal", "dhl"), ("normal", "usps"),
+    ("lost", "ups"), ("label_only", "fedex"), ("not_found", "usps"),
+    ("exception_return", "dhl"), ("edd_slip_once", "fedex"), ("edd_slip_many", "ups"),
+    ("failed_attempt_pickup", "usps"), ("delivered_already", "fedex"),
+    ("delivered_correction", "dhl"),
+]
+
+
+@dataclass
+class World:
+    clock: SimulatedClock
+    sandbox: SandboxThread
+    settings: config.Settings
+    numbers: dict[str, tuple[str, str]]  # order id -> (carrier, number)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    clock = SimulatedClock(START, speed=0)
+    quotas = {"dhl": Quota(per_day=250), "usps": Quota(per_hour=60)}
+    with SandboxThread(now=clock.now, quotas=quotas) as sandbox:
+        extra = "[api]\nenabled = false\n"
+        text = config_text(str(tmp_path / "n.sqlite3"), extra).replace(
+            "http://127.0.0.1:8787", sandbox.base_url)
+        path = tmp_path / "config.toml"
+        path.write_text(text)
+        settings = config.load(path)
+        rng = random.Random(7)
+        registered: dict[str, tuple[str, str]] = {}
+        for i, (scenario, carrier) in enumerate(CASES):
+            number = numbers.generate(carrier, rng)
+            httpx.post(sandbox.base_url + "/_sandbox/shipments", json={
+                "number": number, "carrier": carrier, "scenario": scenario,
+                "start": START.isoformat()}).raise_for_status()
+            registered[f"O{i}-{scenario}"] = (carrier, number)
+        yield World(clock=clock, sandbox=sandbox, settings=settings, numbers=registered)
+
+
+async def run_days(world: World, days: int) -> dict[str, list[tuple[datetime, str, str]]]:
+    """Poll every TICK for ``days``; returns per order the (time, change, kind) of anomalies."""
+    app = await build_app(world.settings, clock=world.clock)
+    try:
+        await app.store.upsert_orders([
+            OrderInput(id=oid, email=f"{oid.lower()}@example.com", tz="America/New_York",
+                       oms_status=OmsStatus.processing,
+                       shipments=(ShipmentInput(carrier=c, tracking_number=n),))
+            for oid, (c, n) in world.numbers.items()], now=world.clock.now())
+        end = START + timedelta(days=days)
+        while world.clock.now() < end:
+            await app.jobs["poll_tick"]()
+            world.clock.advance(TICK)
+        await app.jobs["anomaly_sweep"]()
+        history: dict[str, list[tuple[datetime, str, str]]] = {}
+        for a in await app.store.list_anomalies(open_only=False):
+            for at, change, _ in await app.store.anomaly_history(a.id or 0):
+                history.setdefault(a.order_id, []).append((at, change, a.kind.value))
+        statuses = {oid: (await app.store.get_order(oid)).shipments[0].status.value
+                    for oid in world.numbers}
+        history["_statuses"] = [(START, s, oid) for oid, s in statuses.items()]
+        return history
+    finally:
+        await app.aclose()
+
+
+def kinds(history: dict[str, list[tuple[datetime, str, str]]], oid: str, change: str
+          ) -> set[str]:
+    return {k for _, c, k in history.get(oid, []) if c == change}
+
+
+@pytest.mark.slow
+async def test_a_simulated_fortnight(world: World) -> None:
+    history = await run_days(world, 14)
+    status = {oid: s for _, s, oid in history["_statuses"]}
+    oid = {scenario_carrier: o for o in world.numbers
+           for scenario_carrier in [o.split("-", 1)[1] + ":" + world.numbers[o][0]]}
+
+    for carrier in ("ups", "fedex", "dhl", "usps"):
+        assert status[oid[f"normal:{carrier}"]] == "delivered", carrier
+    assert status[oid["delivered_already:fedex"]] == "delivered"
+    assert status[oid["exception_return:dhl"]] == "returned"
+    assert status[oid["label_only:fedex"]] == "info_received"
+    assert status[oid["not_found:usps"]] in ("pending", "expired")
+
+    # Normal deliveries open nothing.
+    for carrier in ("ups", "fedex", "dhl", "usps"):
+        assert not kinds(history, oid[f"normal:{carrier}"], "opened"), carrier
+    assert "stale_in_transit" in kinds(history, oid["lost:ups"], "opened")
+    assert "stale_pre_transit" in kinds(history, oid["label_only:fedex"], "opened")
+    assert "not_found" in kinds(history, oid["not_found:usps"], "opened")
+    assert "exception" in kinds(history, oid["exception_return:dhl"], "opened")
+    assert "edd_slipped" in kinds(history, oid["edd_slip_once:fedex"], "opened")
+    assert "edd_slipped" in kinds(history, oid["edd_slip_many:ups"], "opened")
+    # The slipped shipments were delivered in the end: the slip closes with the delivery.
+    assert "edd_slipped" in kinds(history, oid["edd_slip_once:fedex"], "closed")
+    # A failed attempt opens an exception that the pickup/delivery closes.
+    fa = oid["failed_attempt_pickup:usps"]
+    assert "exception" in kinds(history, fa, "opened")
+    assert "exception" in kinds(history, fa, "closed")
+
+    stats = httpx.get(world.sandbox.base_url + "/_sandbox/stats").json()
+    overruns = sum(c.get("429_quota", 0) for c in stats.values() if isinstance(c, dict))
+    assert overruns == 0, stats
+
+
+async def test_stale_in_transit_opens_after_the_threshold_not_before(world: World) -> None:
+    history = await run_days(world, 14)
+    lost = next(o for o in world.numbers if o.endswith("lost"))
+    opened = [at for at, change, kind in history[lost]
+              if change == "opened" and kind == "stale_in_transit"]
+    assert len(opened) == 1  # opens once, stays open
+    # Three business days after the last scan, never earlier than three calendar days.
+    assert opened[0] - START >= timedelta(days=3)
