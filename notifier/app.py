@@ -83,7 +83,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
 
 def _install_features(app: App) -> None:
     # Order matters: the poll tick runs the sweep right after polling, so the sweep first.
-    from notifier import poller, sweeper
+    from notifier import digest_job, poller, sweeper
 
     sweeper.install(app)
     poller.install(app)
+    digest_job.install(app)

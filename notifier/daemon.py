@@ -65,6 +65,14 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; then drain and close."""
         app = await self.start()
+        try:
+            from notifier import api
+
+            # Only the long-running daemon serves HTTP; one-shot commands never bind the port.
+            api.install(app, health=api.probe_for(self))
+        except BaseException:
+            await app.aclose()
+            raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
