@@ -88,6 +88,9 @@ def _normal_locale(value: str) -> str | None:
 
 def _text(fields: Mapping[str, Any], key: str) -> str | None:
     value = fields.get(key)
+    if type(value) is str:  # every CSV cell: the fast path (about 11 calls per import row)
+        value = value.strip()
+        return value or None
     if value is None:
         return None
     if type(value) is int:  # JSON Lines writers emit numeric order ids as numbers (exact)
