@@ -16,7 +16,9 @@ PURE = ["carriers/model.py", "carriers/errors.py", "carriers/detect.py", "carrie
         "notifier/timefmt.py", "notifier/views.py", "notifier/validate.py",
         "notifier/store/base.py", "notifier/channels/base.py", "notifier/rules.py",
         "notifier/schedule.py", "notifier/calendar.py", "notifier/render.py",
-        "notifier/planner.py"]
+        "notifier/planner.py", "notifier/events.py", "notifier/tracking.py",
+        "notifier/budget.py", "notifier/digest.py", "notifier/alerts.py",
+        "notifier/unsubscribe.py", "notifier/notice.py"]
 PURE += [str(p.relative_to(ROOT)) for p in ROOT.glob("carriers/*/parse.py")]
 PURE += [str(p.relative_to(ROOT)) for p in ROOT.glob("carriers/*/statuses.py")]
 
