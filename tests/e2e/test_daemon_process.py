@@ -32,11 +32,12 @@ GUARD_S = 30.0  # fail instead of hanging forever; never an assertion about spee
 
 
 def daemon_config(tmp_path: Path, *, poll_tick: str = "1m", drain_grace: str = "5s") -> Path:
-    text = config_text()
-    text = re.sub(r"(?m)^\[(carriers\.\w+|api|digest)\]\n",
-                  lambda m: m.group(0) + "enabled = false\n", text)
-    text = re.sub(r'(?m)^poll_tick = "[^"]*"', f'poll_tick = "{poll_tick}"', text)
-    text = re.sub(r'(?m)^drain_grace = "[^"]*"', f'drain_grace = "{drain_grace}"', text)
+    carriers_off = "".join(f"[carriers.{c}]\nenabled = false\n"
+                           for c in ("ups", "fedex", "dhl", "usps"))
+    text = config_text(extra=f'[daemon]\npoll_tick = "{poll_tick}"\n'
+                             f'drain_grace = "{drain_grace}"\n'
+                             f"{carriers_off}[api]\nenabled = false\n"
+                             "[digest]\nenabled = false\n")
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path

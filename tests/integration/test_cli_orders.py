@@ -38,7 +38,7 @@ def _restore_logging() -> Iterator[None]:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(config_text().replace("[api]\n", "[api]\nenabled = false\n", 1),
+    path.write_text(config_text(extra="[api]\nenabled = false\n"),
                     encoding="utf-8")
     return path
 

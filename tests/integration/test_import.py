@@ -41,9 +41,9 @@ def _restore_logging() -> Iterator[None]:
 
 
 def write_config(folder: Path) -> Path:
-    # The API server stays off (no port needed); [api] exists already, so the key goes in it.
+    # The API server stays off: no port needed.
     path = folder / "config.toml"
-    path.write_text(config_text().replace("[api]\n", "[api]\nenabled = false\n", 1),
+    path.write_text(config_text(extra="[api]\nenabled = false\n"),
                     encoding="utf-8")
     return path
 
