@@ -44,8 +44,10 @@ from notifier.errors import (
 )
 from notifier.render import BUILTIN_TEMPLATES, Renderer, RenderError
 from notifier.retry import RetryPolicy
+from notifier.store.sqlite_outbox import Outcome
 
 if TYPE_CHECKING:
+    from carriers.model import TrackingEvent
     from notifier import models
     from notifier.app import App
     from notifier.clock import Clock
@@ -105,6 +107,12 @@ class OutboxSender:
         self.paused: dict[str, tuple[str, datetime | None]] = {}
         self._broken = dict(broken or {})
         self._warned_unsubscribe = False
+        self._orders: dict[str, models.Order] = {}
+        self._events: dict[int, TrackingEvent] = {}
+        self._commit = _GroupCommit(self.store.record_outcomes)
+
+    async def _record(self, outcome: Outcome) -> None:
+        await self._commit.add(outcome)
 
     # ------------------------------------------------------------------ the job
 
@@ -139,6 +147,10 @@ class OutboxSender:
 
     async def _send_batch(self, rows: list[models.Notification], result: DrainResult,
                           concurrency: int) -> None:
+        # The current orders and latest events of the whole batch in a few queries.
+        self._orders = await self.store.orders_by_id([r.order_id for r in rows if r.order_id])
+        self._events = await self.store.latest_events(
+            [r.shipment_id for r in rows if r.shipment_id is not None])
         slots = asyncio.Semaphore(concurrency)
 
         async def one(row: models.Notification) -> None:
@@ -158,29 +170,31 @@ class OutboxSender:
         now = self.clock.now()
         if self.stopping() or channel is None or name not in self._active(now):
             until = self.paused.get(name, ("", None))[1]
-            await self.store.reschedule(row.id, next_attempt_at=until or now, count_attempt=False,
-                                        error="released: stopping or channel paused")
+            await self._record(Outcome(id=row.id, status="pending", next_attempt_at=until or now,
+                                       count_attempt=False,
+                                       error="released: stopping or channel paused"))
             return "released"
         try:
             message, recipient = await self._render(row)
         except (RenderError, NotFound, ValueError) as exc:
             logger.error("notification %s (%s) cannot be rendered: %s", row.id, row.trigger, exc)
             metrics.sends.labels(channel=name, outcome="error").inc()
-            await self.store.mark_failed(row.id, f"render: {exc}")
+            await self._record(Outcome(id=row.id, status="failed", error=f"render: {exc}"))
             return "failed"
         try:
             receipt = await self._send(channel, message, recipient)
         except ChannelMisconfigured as exc:
             metrics.sends.labels(channel=name, outcome="misconfigured").inc()
             until = await self._pause(name, exc.message, self.clock.now())
-            await self.store.reschedule(row.id, next_attempt_at=until, count_attempt=False,
-                                        error=f"channel paused: {exc.message}")
+            await self._record(Outcome(id=row.id, status="pending", next_attempt_at=until,
+                                       count_attempt=False,
+                                       error=f"channel paused: {exc.message}"))
             return "released"
         except DeliveryRejected as exc:
             metrics.sends.labels(channel=name, outcome="rejected").inc()
             logger.warning("notification %s to %s rejected: %s", row.id,
                            _mask(name, row.recipient), exc.message)
-            await self.store.mark_failed(row.id, exc.message)
+            await self._record(Outcome(id=row.id, status="failed", error=exc.message))
             if exc.drop_token and name != "email":
                 await self.store.disable_device(name, row.recipient, exc.message)
             return "failed"
@@ -190,7 +204,8 @@ class OutboxSender:
             logger.exception("notification %s: unexpected error from channel %s", row.id, name)
             return await self._later(row, f"{type(exc).__name__}: {exc}", None)
         now = self.clock.now()
-        await self.store.mark_sent(row.id, now=now, provider_id=receipt.provider_id)
+        await self._record(Outcome(id=row.id, status="sent", sent_at=now,
+                                   provider_id=receipt.provider_id))
         metrics.sends.labels(channel=name, outcome="sent").inc()
         if row.created_at is not None:
             seconds = (now - row.created_at).total_seconds()
@@ -218,19 +233,22 @@ class OutboxSender:
         if row.created_at is not None and now - row.created_at >= give_up:
             logger.error("notification %s (%s) dead after %s: %s", row.id, row.trigger,
                          give_up, error)
-            await self.store.mark_failed(row.id, f"{error} (gave up)", status="dead")
+            await self._record(Outcome(id=row.id, status="dead", error=f"{error} (gave up)"))
             return "dead"
         delay = self.retry.reschedule_after(row.attempts + 1, retry_after)
         logger.warning("notification %s to %s: %s; next try in %s", row.id,
                        _mask(name, row.recipient), error, delay)
-        await self.store.reschedule(row.id, next_attempt_at=now + delay, error=error)
+        await self._record(Outcome(id=row.id, status="pending", next_attempt_at=now + delay,
+                                   error=error))
         return "retried"
 
     async def _render(self, row: models.Notification) -> tuple[RenderedMessage, Recipient]:
         if not row.order_id:
             raise NotFound("the order of this notification no longer exists")
-        order = await self.store.get_order(row.order_id)
-        event = await self.store.latest_event(row.shipment_id) if row.shipment_id else None
+        order = self._orders.get(row.order_id)
+        if order is None:
+            raise NotFound(f"order {row.order_id!r} not found")
+        event = self._events.get(row.shipment_id) if row.shipment_id else None
         t = self.settings.templates
         ctx = notice.build_context(
             order, trigger=row.trigger, payload=row.payload, shipment_id=row.shipment_id,
@@ -288,6 +306,40 @@ class OutboxSender:
         for name, reason in self._broken.items():
             if name not in self.paused:
                 await self._pause(name, reason, now, forever=True)
+
+
+class _GroupCommit:
+    """Outcomes of concurrent sends written together: each caller awaits its own outcome's
+    commit, and every outcome queued while one transaction runs goes into the next one."""
+
+    def __init__(self, write: Callable[[list[Outcome]], Awaitable[None]]) -> None:
+        self._write = write
+        self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def add(self, outcome: Outcome) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((outcome, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        await future
+
+    async def _run(self) -> None:
+        await asyncio.sleep(0)  # let the other in-flight sends of this moment join
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._write([o for o, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
 
 def _mask(channel: str, recipient: str) -> str:

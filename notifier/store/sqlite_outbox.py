@@ -13,15 +13,36 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from carriers.model import TrackingEvent
 from notifier import models
-from notifier.store.rows import event_from_row, notification_from_row
+from notifier.store.rows import chunks, event_from_row, notification_from_row
 from notifier.store.sqlite_core import SqliteCore
-from notifier.timefmt import to_db
+from notifier.timefmt import to_db, to_db_opt
 
-__all__ = ["OutboxQueries"]
+__all__ = ["OutboxQueries", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What happened to one claimed row. ``status``: sent, failed, dead, or pending (retry at
+    ``next_attempt_at``); ``count_attempt`` false for a release that was not the row's fault."""
+
+    id: int
+    status: str
+    sent_at: datetime | None = None
+    provider_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    count_attempt: bool = True
+
+    def __post_init__(self) -> None:
+        if self.status not in ("sent", "failed", "dead", "pending"):
+            raise ValueError(f"not an outcome status: {self.status!r}")
+        if (self.status == "pending") != (self.next_attempt_at is not None):
+            raise ValueError("pending outcomes need next_attempt_at, final ones must not")
 
 def _device(row: sqlite3.Row) -> models.Device:
     return models.Device(id=row["id"], customer_email=row["customer_email"],
@@ -51,34 +72,40 @@ class OutboxQueries(SqliteCore):
             rows = await cur.fetchall()
         return sorted((notification_from_row(r) for r in rows), key=lambda n: n.id or 0)
 
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Write the outcomes of many sends in one transaction (the sender's group commit).
+        Only rows still ``sending`` change, so a late outcome never undoes another's."""
+        if not outcomes:
+            return
+        async with self.transaction() as db:
+            await db.executemany(
+                "UPDATE notifications SET status = ?, next_attempt_at = ?, "
+                "attempts = attempts + ?, last_error = ?, "
+                "sent_at = coalesce(?, sent_at), provider_id = coalesce(?, provider_id) "
+                "WHERE id = ? AND status = 'sending'",
+                [(o.status, to_db_opt(o.next_attempt_at), int(o.count_attempt),
+                  None if o.error is None else o.error[:500], to_db_opt(o.sent_at),
+                  o.provider_id, o.id) for o in outcomes])
+
     async def mark_sent(self, notification_id: int, *, now: datetime,
                         provider_id: str | None) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE notifications SET status = 'sent', sent_at = ?, provider_id = ?, "
-                "next_attempt_at = NULL, attempts = attempts + 1, last_error = NULL "
-                "WHERE id = ?", (to_db(now), provider_id, notification_id))
+        await self.record_outcomes([Outcome(id=notification_id, status="sent", sent_at=now,
+                                            provider_id=provider_id)])
 
     async def mark_failed(self, notification_id: int, error: str, *,
                           status: str = "failed") -> None:
         """A final failure: ``failed`` (permanent) or ``dead`` (gave up)."""
         if status not in ("failed", "dead"):
             raise ValueError(f"not a failure status: {status!r}")
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE notifications SET status = ?, next_attempt_at = NULL, "
-                "attempts = attempts + 1, last_error = ? WHERE id = ?",
-                (status, error[:500], notification_id))
+        await self.record_outcomes([Outcome(id=notification_id, status=status, error=error)])
 
     async def reschedule(self, notification_id: int, *, next_attempt_at: datetime, error: str,
                          count_attempt: bool = True) -> None:
         """Back to ``pending`` until ``next_attempt_at`` (one more attempt counted unless
         ``count_attempt`` is false: a paused channel or a drain is not the row's fault)."""
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE notifications SET status = 'pending', next_attempt_at = ?, "
-                "attempts = attempts + ?, last_error = ? WHERE id = ? AND status = 'sending'",
-                (to_db(next_attempt_at), int(count_attempt), error[:500], notification_id))
+        await self.record_outcomes([Outcome(id=notification_id, status="pending", error=error,
+                                            next_attempt_at=next_attempt_at,
+                                            count_attempt=count_attempt)])
 
     async def mark_dead_before(self, created_before: datetime) -> int:
         """Rows still to do that were created before ``created_before`` become ``dead``."""
@@ -135,10 +162,24 @@ class OutboxQueries(SqliteCore):
     # ------------------------------------------------------------ context for rendering
 
     async def latest_event(self, shipment_id: int) -> TrackingEvent | None:
-        async with self.db.execute("SELECT * FROM events WHERE shipment_id = ? "
-                                   "ORDER BY at DESC, id DESC LIMIT 1", (shipment_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else event_from_row(row)
+        return (await self.latest_events([shipment_id])).get(shipment_id)
+
+    async def latest_events(self, shipment_ids: Sequence[int]) -> dict[int, TrackingEvent]:
+        """The newest carrier event of each shipment that has one."""
+        found: dict[int, TrackingEvent] = {}
+        for chunk in chunks(sorted(set(shipment_ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            async with self.db.execute(
+                    f"SELECT * FROM (SELECT e.*, row_number() OVER (PARTITION BY shipment_id "
+                    f"ORDER BY at DESC, id DESC) AS newest FROM events e "
+                    f"WHERE shipment_id IN ({marks})) WHERE newest = 1", chunk) as cur:
+                for row in await cur.fetchall():
+                    found[row["shipment_id"]] = event_from_row(row)
+        return found
+
+    async def orders_by_id(self, order_ids: Sequence[str]) -> dict[str, models.Order]:
+        """The current orders (with shipments) of ``order_ids`` that still exist."""
+        return await self._orders_by_id(self.db, sorted(set(order_ids)))
 
     # ------------------------------------------------------------ devices
 
