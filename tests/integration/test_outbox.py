@@ -439,3 +439,66 @@ async def test_install_wires_planner_job_and_closers(tmp_path: Path, clock: Simu
         assert (row.trigger, row.status) == ("payment_hold", models.NotificationStatus.sent)
     finally:
         await app.aclose()
+
+
+# ------------------------------------------------------------------------------ retry-after
+
+
+async def test_retry_after_longer_than_the_in_process_budget_reschedules_the_row(
+        store: SqliteStore, clock: SimulatedClock, push: PushReceiverThread) -> None:
+    from notifier.channels.webhook import WebhookChannel
+    from notifier.config import WebhookSettings
+    from notifier.devtools.push_receiver import make_webhook_secret
+
+    secret = make_webhook_secret()
+    name = unique("hook-")
+    url = push.receiver.add_webhook(name, secret)
+    push.receiver.script("webhook", name, [(503, None, {"Retry-After": "600"})])
+    (order,) = await seed(store, 1)
+    await store.upsert_device(order.customer.email, "webhook", url, now=NOW)
+    pol = PlanPolicy(channels={t.value: ("webhook",) for t in models.Trigger})
+    store.planner = lambda events, inputs: plan(events, inputs, policy=pol, now=clock.now())
+    await change(store, clock, [order], "delivered")
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        hook = WebhookChannel(WebhookSettings(enabled=True, secret=Secret(secret)), http)
+        out = sender(store, clock, {"webhook": hook})
+        refused = len(push.receiver.refused)
+        assert (await out.drain()).retried == 1
+        assert len(push.receiver.refused) == refused + 1  # no in-process retry for 10 min
+        (row,) = await rows(store)
+        assert row.status is models.NotificationStatus.pending and row.attempts == 1
+        assert row.next_attempt_at is not None
+        assert row.next_attempt_at - NOW >= timedelta(seconds=600)
+        clock.advance(timedelta(seconds=300))
+        assert (await out.drain()).claimed == 0  # not before the server's time
+        clock.set(row.next_attempt_at)
+        assert (await out.drain()).sent == 1
+    (got,) = [m for m in push.receiver.by_channel("webhook") if m["token"] == name]
+    assert got["headers"]["webhook-id"] == notification_id(row)
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+async def test_registry_builds_enabled_channels_and_reports_broken_ones(
+        tmp_path: Path, push: PushReceiverThread) -> None:
+    from notifier.channels.registry import build_channels, enabled_channels
+
+    account = tmp_path / "fcm.json"
+    account.write_text(json.dumps(push.receiver.new_fcm_account("notifier-demo")))
+    base = settings(channels=("email", "fcm", "webhook"))
+    cfg = replace(base, push=replace(
+        base.push, fcm=FcmSettings(enabled=True, project_id="notifier-demo",
+                                   service_account_file=account, base_url=push.base_url,
+                                   token_url=push.receiver.token_url),
+        webhook=replace(base.push.webhook, enabled=True)))  # no secret: misconfigured
+    assert enabled_channels(cfg) == ["email", "fcm", "webhook"]
+    built = build_channels(cfg)
+    clients = list(built.clients)
+    try:
+        assert set(built.channels) == {"email", "fcm"}
+        assert "secret" in built.broken["webhook"]
+        assert len(clients) == 2  # fcm's, and the webhook's (closed even though unused)
+    finally:
+        await built.aclose()
+    assert all(c.is_closed for c in clients)
