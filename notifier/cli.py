@@ -178,9 +178,12 @@ def cmd_orders_add(args: argparse.Namespace) -> int:
         "order": args.order, "email": args.email, "name": args.name, "locale": args.locale,
         "tz": args.tz, "promised": args.promised, "status": args.status,
         "expected_ship": args.expected_ship,
-        "shipments": [{"carrier": c, "tracking": t}
-                      for c, t in zip(carriers_given, args.tracking, strict=True)],
     }
+    pairs = list(zip(carriers_given, args.tracking, strict=True))
+    if pairs:
+        # The first pair uses the row fields, so messages name "tracking"/"carrier" plainly.
+        fields["carrier"], fields["tracking"] = pairs[0]
+        fields["shipments"] = [{"carrier": c, "tracking": t} for c, t in pairs[1:]]
     settings = load_settings(args)
     try:
         checked = validate.order_from_fields(fields)
@@ -308,6 +311,7 @@ class _progress:
                             TaskProgressColumn(), TimeRemainingColumn(), transient=True)
         self.bar.start()
         task = self.bar.add_task(f"importing {self.path.name}", total=self.path.stat().st_size)
+        # Progress counts characters; the total is bytes, so non-ASCII data ends short of it.
         return lambda chars: self.bar.update(task, completed=chars)
 
     def __exit__(self, *exc: object) -> None:
