@@ -92,8 +92,8 @@ def raise_for_status(carrier: str, response: httpx.Response) -> None:
     if status in (401, 403):
         raise errors.CarrierAuthError(carrier, f"HTTP {status}: {snippet}")
     if status >= 500:
-        raise errors.CarrierUnavailable(
-            carrier, f"HTTP {status}", retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise errors.CarrierUnavailable(carrier, f"HTTP {status}", retry_after=retry_after)
     raise errors.CarrierPayloadError(carrier, f"unexpected HTTP {status}", snippet=snippet)
 
 

@@ -143,7 +143,8 @@ class TrackingResult:
     unknown_codes: tuple[str, ...] = ()
 
     @classmethod
-    def missing(cls, carrier: str, tracking_number: str, detail: str = "not found") -> TrackingResult:
+    def missing(cls, carrier: str, tracking_number: str,
+                detail: str = "not found") -> TrackingResult:
         """The carrier does not (yet) know this number: normalised as ``pending``."""
         return cls(carrier=carrier, tracking_number=tracking_number, status=Status.pending,
                    status_detail=detail, not_found=True)

@@ -72,6 +72,9 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     await store.open()
     app = App(settings=settings, clock=clock or make_clock(settings.clock), store=store)
     app.jobs = {name: _noop for name in JOB_NAMES}
+    from notifier import outbox
+
+    outbox.install_planner(app)  # every state change plans its notifications
     if features:
         try:
             _install_features(app)
@@ -83,8 +86,9 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
 
 def _install_features(app: App) -> None:
     # Order matters: the poll tick runs the sweep right after polling, so the sweep first.
-    from notifier import digest_job, poller, sweeper
+    from notifier import digest_job, outbox, poller, sweeper
 
     sweeper.install(app)
     poller.install(app)
     digest_job.install(app)
+    outbox.install(app, on_channel_paused=digest_job.channel_paused_hook(app))

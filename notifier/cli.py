@@ -290,9 +290,10 @@ def cmd_orders_status(args: argparse.Namespace) -> int:
 
 
 async def _app(settings: config_mod.Settings) -> Any:
+    """Store, clock and notification planner; no carriers, channels or jobs."""
     from notifier.app import build_app
 
-    return await build_app(settings)
+    return await build_app(settings, features=False)
 
 
 class _progress:

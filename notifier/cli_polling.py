@@ -51,7 +51,6 @@ def cmd_dispute(args: argparse.Namespace) -> int:
         from notifier.app import build_app
 
         app = await build_app(settings, features=False)
-        _install_planner(app)
         try:
             now = app.clock.now()
             if args.resolve:
@@ -80,17 +79,6 @@ def cmd_dispute(args: argparse.Namespace) -> int:
         print(f"dispute: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _install_planner(app: Any) -> None:
-    """Disputes notify the customer: use the notification planner when it is available."""
-    try:
-        from notifier import outbox
-    except ImportError:
-        return
-    install_planner = getattr(outbox, "install_planner", None)
-    if install_planner is not None:
-        install_planner(app)
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:

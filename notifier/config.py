@@ -410,7 +410,7 @@ class _Reader:
                 out[key] = converted
         return out
 
-    def value(self, tp: Any, raw: Any, key: str, default: Any = None) -> Any:  # noqa: C901
+    def value(self, tp: Any, raw: Any, key: str, default: Any = None) -> Any:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin in (typing.Union, types.UnionType):
@@ -446,7 +446,7 @@ class _Reader:
             return _INVALID if _INVALID in table.values() else table
         return self.scalar(tp, raw, key)
 
-    def scalar(self, tp: Any, raw: Any, key: str) -> Any:  # noqa: C901
+    def scalar(self, tp: Any, raw: Any, key: str) -> Any:
         try:
             if tp is bool:
                 if not isinstance(raw, bool):

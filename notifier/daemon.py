@@ -175,7 +175,7 @@ class Daemon:
         if pending:
             grace = self.settings.daemon.drain_grace.total_seconds()
             logger.info("waiting for %d in-flight job(s)", len(pending))
-            done, still = await asyncio.wait(pending, timeout=grace)
+            _, still = await asyncio.wait(pending, timeout=grace)
             if still:
                 logger.warning("drain grace %.0fs over: cancelling %d job(s)", grace, len(still))
                 for t in still:

@@ -348,10 +348,9 @@ def _mask(channel: str, recipient: str) -> str:
     return recipient[:12] + "..." if len(recipient) > 12 else recipient
 
 
-def install(app: App, *, on_channel_paused: PausedHook | None = None) -> OutboxSender:
-    """Wire notifications into ``app``: the store's planner, the ``outbox_drain`` job, and the
-    channels' closers. Returns the sender (``sender.on_channel_paused`` may be set later)."""
-    from notifier.channels import registry
+def install_planner(app: App) -> None:
+    """Make every state change of ``app.store`` plan its notifications in the same
+    transaction. Cheap and pure: one-shot commands (import, status, dispute) use it too."""
 
     def plan_notifications(events: Sequence[DomainEvent], inputs: PlanInputs
                            ) -> list[NewNotification]:
@@ -360,6 +359,14 @@ def install(app: App, *, on_channel_paused: PausedHook | None = None) -> OutboxS
                             now=app.clock.now())
 
     app.store.planner = plan_notifications
+
+
+def install(app: App, *, on_channel_paused: PausedHook | None = None) -> OutboxSender:
+    """Wire notifications into ``app``: the store's planner, the ``outbox_drain`` job, and the
+    channels' closers. Returns the sender (``sender.on_channel_paused`` may be set later)."""
+    from notifier.channels import registry
+
+    install_planner(app)
     built = registry.build_channels(app.settings, clock=app.clock)
     sender = OutboxSender(store=app.store, clock=app.clock, settings=app.settings,
                           channels=built.channels, broken=built.broken,
