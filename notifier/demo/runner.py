@@ -193,7 +193,7 @@ class _Driver:
                 "reason": DISPUTE_REASON, "tracking": delivered[0]["tracking_number"]})
             _check(r, f"dispute on {o.id}")
             day = (now - shop.world.start).total_seconds() / 86400
-            shop.dispute = f"{o.id}, filed on day {day:.1f}"
+            shop.dispute = f"{o.id} (day {day:.1f})"
             return
 
 

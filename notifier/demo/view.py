@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -53,63 +54,62 @@ def _ordered(counts: dict[str, int], order: tuple[str, ...]) -> list[tuple[str, 
     return known + sorted((k, v) for k, v in counts.items() if k not in order and v)
 
 
-def _when(p: Progress) -> str:
-    return (f"{p.sim_now:%a %Y-%m-%d %H:%M} UTC  ·  day {min(p.day, p.days):.1f} of {p.days:g}"
-            f"  ·  {p.speed:g}x  ·  {p.elapsed_s:.0f} s real")
+def _table(title: str, *columns: str) -> Table:
+    # Compact boxes: the four tables fit side by side in an 80-column terminal.
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                  padding=(0, 1), pad_edge=False)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    return table
 
 
 def live_view(p: Progress) -> RenderableType:
-    orders = Table(title="Orders by status", title_justify="left", expand=False)
-    orders.add_column("status")
-    orders.add_column("orders", justify="right")
+    orders = _table("Orders by status", "status", "orders")
     for status, n in _ordered(p.db.by_status, STATUS_ORDER):
         orders.add_row(status, str(n))
     orders.add_row("[dim]sent to the daemon[/dim]", f"[dim]{p.orders_sent}/{p.orders_planned}")
 
-    carriers = Table(title="Carrier API (sandbox)", title_justify="left")
-    for col in ("carrier", "requests", "numbers", "429s", "5xx"):
-        carriers.add_column(col, justify="left" if col == "carrier" else "right")
+    carriers = _table("Carrier API (sandbox)", "carrier", "requests", "429s", "5xx")
     for name in CARRIERS:
         c = p.carriers.get(name, CarrierCounts())
-        carriers.add_row(name, str(c.requests), str(c.numbers),
+        carriers.add_row(name, str(c.requests),
                          f"[yellow]{c.rate_limited}[/yellow]" if c.rate_limited else "0",
                          str(c.server_errors))
 
-    anomalies = Table(title="Anomalies open", title_justify="left")
-    anomalies.add_column("kind")
-    anomalies.add_column("open", justify="right")
+    anomalies = _table("Anomalies open", "kind", "open")
     for kind, n in sorted(p.db.anomalies_open.items()):
         anomalies.add_row(kind, str(n))
     if not p.db.anomalies_open:
         anomalies.add_row("[dim]none[/dim]", "")
 
-    notes = Table(title="Notifications", title_justify="left")
-    for col in ("channel", "sent", "pending", "failed", "dead", "superseded"):
-        notes.add_column(col, justify="left" if col == "channel" else "right")
+    notes = _table("Notifications", "channel", "sent", "pending", "failed", "dead")
     for channel in CHANNELS:
         row = p.db.notifications.get(channel, {})
         notes.add_row(channel, str(row.get("sent", 0)),
                       str(row.get("pending", 0) + row.get("sending", 0)),
                       str(row.get("failed", 0)),
-                      f"[red]{row['dead']}[/red]" if row.get("dead") else "0",
-                      str(row.get("superseded", 0)))
+                      f"[red]{row['dead']}[/red]" if row.get("dead") else "0")
 
-    grid = Table.grid(padding=(0, 3))
+    grid = Table.grid(padding=(0, 4))
+    grid.add_column(min_width=42)
+    grid.add_column()
     grid.add_row(orders, Group(carriers, anomalies))
     grid.add_row(notes, _received(p))
-    return Panel(grid, title=f"notifier demo  ·  {_when(p)}",
-                 subtitle="Ctrl-C stops early and prints the summary", expand=False)
+    dispute = (f"A customer disputed a delivery: {p.dispute}." if p.dispute else
+               "[dim]A customer will dispute a delivery once a parcel shows delivered.[/dim]")
+    body = Group(grid, dispute)
+    title = (f"[bold]notifier demo[/bold] · {p.sim_now:%a %Y-%m-%d %H:%M} UTC · day "
+             f"{min(p.day, p.days):.1f} of {p.days:g}")
+    subtitle = f"{p.speed:g}x · {p.elapsed_s:.0f} s · Ctrl-C stops early and prints the summary"
+    return Panel(body, title=title, subtitle=subtitle, expand=False)
 
 
 def _received(p: Progress) -> RenderableType:
-    table = Table(title="Received locally", title_justify="left")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("e-mails (.eml)", str(p.mails))
+    table = _table("Received locally", "what", "count")
+    table.add_row("e-mails", str(p.mails))
     for channel in ("fcm", "apns", "webpush", "webhook"):
         table.add_row(f"{channel} pushes", str(p.pushes.get(channel, 0)))
     table.add_row("digests sent", str(p.db.digests_sent))
-    table.add_row("dispute", p.dispute or "[dim]waiting for a delivery[/dim]")
     return table
 
 
