@@ -22,6 +22,7 @@ import json
 import math
 import secrets
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -383,6 +384,15 @@ def _run_loop(stack: Stack, shop: _Shop, monitor: _Monitor, opts: DemoOptions,
     return reason
 
 
+def _cli() -> str:
+    """How this process was started, so the hint works as typed (``make demo`` runs
+    ``.venv/bin/notifier``, which is usually not on PATH)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "notifier" and argv0.is_file():
+        return str(argv0)
+    return f"{sys.executable} -m notifier"
+
+
 def _where(layout: Layout) -> dict[str, str]:
     return {
         "E-mails (.eml)": f"{layout.mail}/",
@@ -391,5 +401,5 @@ def _where(layout: Layout) -> dict[str, str]:
         "Database": str(layout.database),
         "Daemon log": str(layout.daemon_log),
         "Configuration": str(layout.config),
-        "Look at an order": f"notifier orders show DEMO-1001 --config {layout.config}",
+        "Look at an order": f"{_cli()} orders show DEMO-1001 --config {layout.config}",
     }

@@ -158,7 +158,7 @@ def summary_lines(p: Progress, mail: MailSummary, *, where: dict[str, str]) -> l
         f"  anomalies opened/closed  {anomalies}",
         f"  429s by carrier    {_counts(r429)}",
         f"  digests sent       {db.digests_sent}",
-        f"  disputes           {db.disputes}" + (f" ({p.dispute})" if p.dispute else ""),
+        f"  disputes           {db.disputes}" + (f", on {p.dispute}" if p.dispute else ""),
     ]
     dead = {c: r.get("dead", 0) for c, r in db.notifications.items() if r.get("dead")}
     if dead:
