@@ -271,7 +271,7 @@ async def _drive(stack: Stack, shop: _Shop, monitor: _Monitor, opts: DemoOptions
     """Run until the simulated end, a stop signal, or the daemon's death; say which."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     end = stack.start + timedelta(days=opts.days)
     headers = {"Authorization": f"Bearer {stack.api_token}"}
@@ -301,7 +301,7 @@ async def _drive(stack: Stack, shop: _Shop, monitor: _Monitor, opts: DemoOptions
                     await asyncio.wait_for(stop.wait(), timeout=0.1)
             await monitor.progress(sandbox)  # last sandbox counts before it stops
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return reason
 
@@ -335,11 +335,17 @@ def run(opts: DemoOptions, console: Console | None = None) -> int:
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
-        code = stack.stop_daemon()
-        final = monitor.snapshot()
-        stack.stop()
-        mail = stats.mail_summary(layout.mail, monitor.db)
-        monitor.close()
+        # A second Ctrl-C while shutting down must not leave the daemon (own process group)
+        # running on its own: ignore SIGINT until it and the servers are stopped.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            code = stack.stop_daemon()
+            final = monitor.snapshot()
+            stack.stop()
+            mail = stats.mail_summary(layout.mail, monitor.db)
+            monitor.close()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     if reason == "daemon-died":
         say(f"The daemon stopped unexpectedly (status {code}). Last lines of "
             f"{layout.daemon_log}:\n{stack.daemon_log_tail()}")
