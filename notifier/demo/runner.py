@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import heapq
 import itertools
-import json
 import math
 import secrets
 import signal
@@ -203,31 +202,6 @@ def _check(response: httpx.Response, what: str) -> None:
         raise NotifierError(f"{what}: HTTP {response.status_code} {response.text[:200]}")
 
 
-class _PushTail:
-    """Counts pushes.jsonl by channel, reading only what was appended since last time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.counts: Counter[str] = Counter()
-
-    def read(self) -> Counter[str]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except OSError:
-            return self.counts
-        end = chunk.rfind(b"\n") + 1  # a half-written last line waits for next time
-        for line in chunk[:end].splitlines():
-            try:
-                self.counts[str(json.loads(line).get("channel", "?"))] += 1
-            except (ValueError, AttributeError):
-                continue
-        self.offset += end
-        return self.counts
-
-
 class _Monitor:
     """Gathers a :class:`view.Progress` from the database, the sandbox and the output files."""
 
@@ -236,7 +210,7 @@ class _Monitor:
         self.shop = shop
         self.opts = opts
         self.started = started
-        self.pushes = _PushTail(stack.layout.pushes)
+        self.pushes = stats.PushTail(stack.layout.pushes)
         self.db: Any = None
         self.carriers: dict[str, stats.CarrierCounts] = {}
 

@@ -23,8 +23,15 @@ from carriers.model import Status
 from notifier import models
 from notifier.models import OmsStatus
 
-__all__ = ["CarrierCounts", "DbSnapshot", "MailSummary", "carrier_counts", "mail_summary",
-           "push_summary", "read_db"]
+__all__ = [
+    "CarrierCounts",
+    "DbSnapshot",
+    "MailSummary",
+    "PushTail",
+    "carrier_counts",
+    "mail_summary",
+    "read_db",
+]
 
 _NOTICE_ID = re.compile(r"<n(\d+)-[0-9a-f]+@")
 
@@ -160,16 +167,26 @@ def mail_summary(mail_dir: Path, db: sqlite3.Connection | None) -> MailSummary:
                        unreadable=unreadable)
 
 
-def push_summary(path: Path) -> Counter[str]:
-    """Pushes the receiver accepted, by channel (one JSON object per line)."""
-    counts: Counter[str] = Counter()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return counts
-    for line in lines:
+class PushTail:
+    """Counts pushes.jsonl by channel, reading only what was appended since last time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.counts: Counter[str] = Counter()
+
+    def read(self) -> Counter[str]:
         try:
-            counts[str(json.loads(line).get("channel", "?"))] += 1
-        except (ValueError, AttributeError):
-            continue  # a line cut short by a concurrent append: counted next time
-    return counts
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            return self.counts
+        end = chunk.rfind(b"\n") + 1  # a half-written last line waits for next time
+        for line in chunk[:end].splitlines():
+            try:
+                self.counts[str(json.loads(line).get("channel", "?"))] += 1
+            except (ValueError, AttributeError):
+                continue
+        self.offset += end
+        return self.counts
