@@ -38,6 +38,8 @@ class App:
     store: SqliteStore
     jobs: dict[str, Job] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Called with the old settings after a successful SIGHUP reload (rebuild clients...).
+    reloaders: list[Callable[[Settings], Awaitable[None]]] = field(default_factory=list)
     # Set by the daemon on SIGTERM: long jobs check it between units of work.
     stopping: bool = False
 

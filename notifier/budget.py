@@ -19,12 +19,14 @@ from notifier.config import CarrierConfig, PollingSettings
 from notifier.models import CarrierHealth
 
 __all__ = [
+    "advance_circuit",
     "after_auth_failure",
     "after_failure",
     "after_rate_limited",
     "after_requests",
     "after_success",
     "tick_budget",
+    "unpaused",
     "window_resets_at",
 ]
 
@@ -59,8 +61,12 @@ def _smoothed(limit: int, used: int, window: timedelta, into: timedelta, tick: t
 def tick_budget(health: CarrierHealth, cfg: CarrierConfig, *, now: datetime, tick: timedelta,
                 real_tick_s: float, carrier: str) -> int:
     """Requests this carrier may make in the tick starting at ``now`` (0 when blocked)."""
-    if not cfg.enabled or health.circuit_state == "paused":
+    if not cfg.enabled:
         return 0
+    if health.circuit_state == "paused":
+        # Rejected credentials: one probe per AUTH_PROBE_EVERY in case they were fixed on the
+        # carrier's side; a configuration change (SIGHUP) unpauses at once.
+        return 1 if health.blocked_until is not None and now >= health.blocked_until else 0
     if health.blocked_until is not None and now < health.blocked_until:
         return 0
     if health.circuit_state == "open":
@@ -102,10 +108,10 @@ def after_requests(health: CarrierHealth, count: int, *, now: datetime) -> Carri
 
 
 def after_success(health: CarrierHealth, *, now: datetime) -> CarrierHealth:
+    """A successful call closes the circuit, including a pause (the credentials work now)."""
     return dataclasses.replace(
         health, last_success_at=now, consecutive_failures=0, successes=health.successes + 1,
-        circuit_state="closed" if health.circuit_state != "paused" else "paused",
-        circuit_opened_at=None if health.circuit_state != "paused" else health.circuit_opened_at)
+        circuit_state="closed", circuit_opened_at=None, paused_reason=None)
 
 
 def after_failure(health: CarrierHealth, error: str, *, now: datetime,
@@ -130,11 +136,20 @@ def after_rate_limited(health: CarrierHealth, retry_after: float, *, now: dateti
         last_failure_at=now, blocked_until=now + timedelta(seconds=max(retry_after, 1.0)))
 
 
+AUTH_PROBE_EVERY = timedelta(hours=1)
+
+
 def after_auth_failure(health: CarrierHealth, error: str, *, now: datetime) -> CarrierHealth:
     return dataclasses.replace(
         health, circuit_state="paused", paused_reason=error[:300], last_failure_at=now,
         last_error=error[:300], failures=health.failures + 1,
-        circuit_opened_at=health.circuit_opened_at or now)
+        circuit_opened_at=health.circuit_opened_at or now, blocked_until=now + AUTH_PROBE_EVERY)
+
+
+def unpaused(health: CarrierHealth) -> CarrierHealth:
+    """After a configuration change: forget the pause so the next tick probes the carrier."""
+    return dataclasses.replace(health, circuit_state="half_open", paused_reason=None,
+                               blocked_until=None)
 
 
 def advance_circuit(health: CarrierHealth, *, now: datetime) -> CarrierHealth:

@@ -120,9 +120,14 @@ class Daemon:
                 sdnotify.notify("READY=1", "STATUS=reload refused: bad configuration; "
                                 "running with the previous one")
                 return False
-            self.settings = new
+            old, self.settings = self.settings, new
             if self.app:
                 self.app.settings = new
+                for reloader in self.app.reloaders:
+                    try:
+                        await reloader(old)
+                    except Exception:  # the rest of the reload still applies
+                        logger.exception("reload step failed")
             if self.scheduler:
                 self._schedule_jobs()
             logger.info("configuration reloaded from %s", Path(path))
