@@ -84,7 +84,7 @@ def test_a_simulated_week(world: Callable[..., World]) -> None:
     locale_of = {o[0]: o[1] for o in orders} | {"W-4001": "de", "W-4002": "fr"}
     extra = {"W-4001": {"backordered"}}
     # Parcels labelled two hours before the start (or before their order arrives).
-    for order, _, _, carrier, number, scenario, how in orders:
+    for _order, _, _, carrier, number, scenario, how in orders:
         arrives = {"api": START, "add": START + timedelta(hours=12),
                    "import": START + timedelta(days=1)}[how]
         w.register(carrier, number, scenario, arrives - timedelta(hours=2))
