@@ -74,6 +74,10 @@ class Daemon:
             await app.aclose()
             raise
         loop = asyncio.get_running_loop()
+        if app.clock.speed > 1:
+            # Days in seconds: jobs overlap their (tiny) real intervals all the time, and
+            # APScheduler's "skipped: maximum number of running instances" is noise then.
+            logging.getLogger("apscheduler").setLevel(logging.ERROR)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)

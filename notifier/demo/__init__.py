@@ -37,11 +37,18 @@ def register(subparsers: Any) -> None:
                    help="random seed: the same seed gives the same orders (default 7)")
     p.add_argument("--headless", action="store_true",
                    help="plain log lines once per simulated day instead of the live view")
+    p.add_argument("--config", metavar="PATH", type=Path,
+                   help="take the [templates] section (shop name, support contact, your "
+                        "template folder) from this configuration; everything else is the "
+                        "demo's own local setup")
     p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from notifier import config
     from notifier.demo.runner import DemoOptions, run
 
+    templates = config.load(args.config).templates if args.config else None
     return run(DemoOptions(orders=args.orders, speed=args.speed, days=args.days,
-                           out=args.out, seed=args.seed, headless=args.headless))
+                           out=args.out, seed=args.seed, headless=args.headless,
+                           templates=templates))

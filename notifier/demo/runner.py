@@ -35,6 +35,7 @@ import httpx
 from rich.console import Console
 from rich.live import Live
 
+from notifier.config import TemplateSettings
 from notifier.demo import seed as seed_mod
 from notifier.demo import stats, view
 from notifier.demo.stack import Layout, Stack, prepare_out_dir
@@ -56,6 +57,7 @@ class DemoOptions:
     out: Path = Path("demo-out")
     seed: int = 7
     headless: bool = False
+    templates: TemplateSettings | None = None
 
 
 @dataclass
@@ -287,7 +289,7 @@ def run(opts: DemoOptions, console: Console | None = None) -> int:
         raise NotifierError("--orders, --days and --speed must be positive")
     layout = prepare_out_dir(opts.out)
     world = seed_mod.plan_world(opts.orders, seed=opts.seed, start=START, days=opts.days)
-    stack = Stack(layout, start=START, speed=opts.speed)
+    stack = Stack(layout, start=START, speed=opts.speed, templates=opts.templates)
     shop = _Shop(world)
     say = _sayer(console)
     say(f"notifier demo: {opts.orders} orders, {opts.days:g} simulated days at {opts.speed:g}x "

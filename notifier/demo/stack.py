@@ -31,6 +31,7 @@ import httpx
 import notifier
 from carriers.sandbox import Quota, SandboxThread
 from notifier.clock import SimulatedClock
+from notifier.config import TemplateSettings
 from notifier.devtools.push_receiver import PushReceiver, PushReceiverThread, make_vapid_key
 from notifier.devtools.smtp_sink import SmtpSink
 from notifier.errors import NotifierError
@@ -115,8 +116,10 @@ def _q(value: str) -> str:
 class Stack:
     """Start with :meth:`start_servers`, then :meth:`start_daemon`; :meth:`stop` undoes both."""
 
-    def __init__(self, layout: Layout, *, start: datetime, speed: float) -> None:
+    def __init__(self, layout: Layout, *, start: datetime, speed: float,
+                 templates: TemplateSettings | None = None) -> None:
         self.layout = layout
+        self.templates = templates or TemplateSettings()
         self.start = start
         self.speed = speed
         self.anchor = time.time()
@@ -165,6 +168,15 @@ class Stack:
         shutil.copyfile(self.push.ca_file, keys / "push-ca.pem")
         for key in keys.iterdir():
             key.chmod(0o600)
+
+    def _templates_toml(self) -> str:
+        t = self.templates
+        lines = [f"shop_name = {_q(t.shop_name)}", f"support_email = {_q(t.support_email)}",
+                 f"support_url = {_q(t.support_url)}",
+                 f"default_locale = {_q(t.default_locale)}"]
+        if t.user_dir is not None:
+            lines.append(f"user_dir = {_q(str(t.user_dir.resolve()))}")
+        return "\n".join(lines)
 
     def config_text(self) -> str:
         assert self.sandbox and self.sink and self.push
@@ -258,9 +270,7 @@ url = {_q(webhook_url)}
 secret = {_q(secret)}
 
 [templates]
-shop_name = "Example Shop"
-support_email = "support@example.com"
-support_url = "https://example.com/help"
+{self._templates_toml()}
 
 [api]
 listen = "127.0.0.1:{port}"
