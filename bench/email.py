@@ -9,8 +9,8 @@ all (batches of ``notifications.batch_size``, ``notifications.concurrency`` in f
 
 * reuse: the daemon's ``EmailChannel`` (a pool of ``email.pool_size`` connections, each
   STARTTLS-upgraded once and reused for many messages);
-* naive: the same messages (``build_message``), but each one on a fresh connection
-  (connect, EHLO, STARTTLS, EHLO, MAIL/RCPT/DATA, QUIT).
+* naive: the same ``EmailChannel`` code (same message bytes, same SMTP commands), but a fresh
+  single-connection channel per message (connect, EHLO, STARTTLS, EHLO, MAIL/RCPT/DATA, QUIT).
 
 Latency is from the row's ``created_at`` (the rows of a run are all created just before it, so
 this is the latency of a burst: queueing included) to the moment the server accepted the
@@ -33,20 +33,27 @@ sys.path.insert(0, str(_ROOT))
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import dataclasses  # noqa: E402
+import socket  # noqa: E402
 import ssl  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
+from email import policy as mail_policy  # noqa: E402
+from email.message import EmailMessage  # noqa: E402
+from email.parser import BytesParser  # noqa: E402
 from typing import ClassVar  # noqa: E402
 
-import aiosmtplib  # noqa: E402
 import trustme  # noqa: E402
+from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.smtp import Envelope, Session  # noqa: E402
 
 from notifier import models  # noqa: E402
 from notifier.channels.base import Channel, Receipt, Recipient, RenderedMessage  # noqa: E402
-from notifier.channels.email import EmailChannel, build_message, classify_smtp_error  # noqa: E402
+from notifier.channels.email import EmailChannel  # noqa: E402
 from notifier.clock import SystemClock  # noqa: E402
 from notifier.config import ApiSettings, EmailSettings, Secret, Settings  # noqa: E402
 from notifier.domain import DomainEvent, EventKind  # noqa: E402
@@ -55,70 +62,142 @@ from notifier.planner import PlanPolicy, plan  # noqa: E402
 from notifier.store.base import OrderInput, ShipmentInput  # noqa: E402
 from notifier.store.sqlite import SqliteStore  # noqa: E402
 
-# ------------------------------------------------------------------ the sink (child process)
+# ------------------------------------------------------------------ the sink
 
 
-def serve_sink(cert_dir: Path) -> None:
-    """Child process: run the STARTTLS-only sink, print its port, stop on stdin EOF."""
-    from notifier.devtools.smtp_sink import SmtpSink
+class RawSink:
+    """aiosmtpd on loopback that requires STARTTLS and keeps each message's bytes as received.
 
+    It does what the receiving side of SMTP must (TLS, the protocol, reading DATA) and no more:
+    messages are parsed and checked by :meth:`verify` after the timed runs, so the test
+    tooling's MIME parsing (~1.2 ms a message in ``SmtpSink``) does not sit on the clock of both
+    senders. ``--sink-kind smtpsink`` uses the project's ``SmtpSink`` instead, parsing live.
+    """
+
+    def __init__(self, tls_context: ssl.SSLContext) -> None:
+        self._tls = tls_context
+        self._raw: list[tuple[bool, bytes]] = []
+        self.connections = 0
+        self.port = 0
+        self._controller: Controller | None = None
+
+    def __enter__(self) -> RawSink:
+        with socket.socket() as probe:  # aiosmtpd cannot listen on port 0 (see SmtpSink)
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                      tls_context=self._tls, require_starttls=True,
+                                      server_hostname="sink.localhost")
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+    # aiosmtpd handler hooks (the controller's thread)
+
+    async def handle_EHLO(self, server: object, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if session.ssl is None:  # the EHLO before STARTTLS: one per connection
+            self.connections += 1
+        return responses
+
+    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
+        content = envelope.content
+        self._raw.append((session.ssl is not None,
+                          content if isinstance(content, bytes) else (content or "").encode()))
+        return "250 OK"
+
+    def messages(self) -> Iterator[tuple[bool, EmailMessage]]:
+        parser = BytesParser(EmailMessage, policy=mail_policy.default)
+        for tls, raw in self._raw:
+            yield tls, parser.parsebytes(raw)
+
+
+def verify(messages: Iterable[tuple[bool, EmailMessage]], connections: int) -> str:
+    """``received connections bad distinct-Message-IDs``: a message is bad unless it came over
+    TLS as multipart/alternative (text/plain, text/html) with one-click List-Unsubscribe."""
+    received = bad = 0
+    ids = set()
+    for tls, msg in messages:
+        received += 1
+        ids.add(str(msg["Message-ID"]))
+        parts = [p.get_content_type() for p in msg.iter_parts()]
+        bad += not (tls and msg.get_content_type() == "multipart/alternative"
+                    and parts == ["text/plain", "text/html"] and msg["Message-ID"]
+                    and msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click")
+    return f"{received} {connections} {bad} {len(ids)}"
+
+
+@contextmanager
+def open_sink(kind: str, cert_dir: Path) -> Iterator[tuple[int, Callable[[], str]]]:
+    """The STARTTLS-only sink: yields its port and a function returning :func:`verify`'s line."""
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_dir / "server.pem")
-    with SmtpSink(tls_context=server, require_starttls=True) as sink:
-        print(sink.port, flush=True)
+    if kind == "smtpsink":
+        from notifier.devtools.smtp_sink import SmtpSink
+
+        with SmtpSink(tls_context=server, require_starttls=True) as sink:
+            yield sink.port, lambda: verify(((m.tls, m) for m in sink.messages),
+                                            sink.connections)
+        return
+    with RawSink(server) as raw:
+        yield raw.port, lambda: verify(raw.messages(), raw.connections)
+
+
+def serve_sink(cert_dir: Path, kind: str) -> None:
+    """Child process: run the sink, print its port, on stdin EOF print the verify line."""
+    with open_sink(kind, cert_dir) as (port, report):
+        print(port, flush=True)
         sys.stdin.read()
-        print(len(sink.messages), sink.connections, flush=True)
+        print(report(), flush=True)
 
 
 # ------------------------------------------------------------------ the two senders
 
 
 class NaiveEmailChannel:
-    """One connection per message: connect, STARTTLS, send, QUIT. Same message bytes."""
+    """One connection per message: the daemon's own ``EmailChannel`` with a pool of one, built
+    for the message and closed after it (connect, EHLO, STARTTLS, EHLO, MAIL/RCPT/DATA, QUIT).
+    Message building and sending are the very code the reuse run uses."""
 
     name: ClassVar[str] = "email"
 
     def __init__(self, settings: EmailSettings, tls: ssl.SSLContext) -> None:
-        self._s = settings
+        self._s = dataclasses.replace(settings, pool_size=1)
         self._tls = tls
         self.connections_opened = 0
 
     async def send(self, message: RenderedMessage, recipient: Recipient) -> Receipt:
-        s = self._s
-        mime = build_message(message, recipient, from_address=s.from_address,
-                             from_name=s.from_name, message_id_domain="shop.example.com",
-                             now=datetime.now(UTC))
-        client = aiosmtplib.SMTP(hostname=s.host, port=s.port, start_tls=True,
-                                 tls_context=self._tls, timeout=s.timeout.total_seconds())
+        channel = EmailChannel(self._s, tls_context=self._tls)
         try:
-            await client.connect()
-            self.connections_opened += 1
-            await client.send_message(mime, sender=s.from_address, recipients=[recipient.address])
-            await client.quit()
-        except BaseException as exc:
-            client.close()
-            error = classify_smtp_error(exc)
-            if error is None:
-                raise
-            raise error from exc
-        return Receipt(channel=self.name, provider_id=str(mime["Message-ID"]))
+            return await channel.send(message, recipient)
+        finally:
+            await channel.aclose()  # QUIT
+            self.connections_opened += channel.connections_opened
 
     async def aclose(self) -> None:
         return None
 
 
 class Timed:
-    """Records when the far end accepted each message (wall clock, like the rows' times)."""
+    """Records when the far end accepted each message (wall clock, like the rows' times) and
+    how long the accepted ``send`` call took (perf counter)."""
 
     name: ClassVar[str] = "email"
 
     def __init__(self, inner: Channel) -> None:
         self.inner = inner
         self.accepted: dict[str, float] = {}
+        self.send_ms: list[float] = []
 
     async def send(self, message: RenderedMessage, recipient: Recipient) -> Receipt:
+        start = time.perf_counter()
         receipt = await self.inner.send(message, recipient)
         self.accepted[message.notification_id] = time.time()
+        self.send_ms.append((time.perf_counter() - start) * 1000.0)
         return receipt
 
     async def aclose(self) -> None:
@@ -163,13 +242,18 @@ async def run(label: str, store: SqliteStore, settings: Settings, channel: Chann
     for row in await store.list_notifications(status="sent", limit=10 * n):
         if row.order_id.startswith(prefix) and row.created_at is not None:
             created[f"n{row.id}-"] = row.created_at.timestamp()
+    # Message ids are "n<row id>-<hash>" (outbox.notification_id).
     latencies = sorted(
         (accepted - created[nid.split("-")[0] + "-"]) * 1000.0
         for nid, accepted in timed.accepted.items())
+    if len(latencies) != n:
+        raise SystemExit(f"{label}: {len(latencies)} latencies for {n} messages")
+    send_ms = sorted(timed.send_ms)
     opened = getattr(channel, "connections_opened", "?")
     print(f"{label:>5}: {n} messages in {elapsed:6.2f} s = {n / elapsed:7.1f}/s, "
           f"{opened} SMTP connection(s); row->accepted p50 {_pct(latencies, 50):7.1f} ms, "
-          f"p99 {_pct(latencies, 99):7.1f} ms")
+          f"p99 {_pct(latencies, 99):7.1f} ms; send() p50 {_pct(send_ms, 50):6.1f} ms, "
+          f"p99 {_pct(send_ms, 99):6.1f} ms")
     return n / elapsed, latencies
 
 
@@ -180,9 +264,12 @@ def _pct(values: list[float], p: float) -> float:
         if len(values) > 1 else values[0]
 
 
-async def main_async(n: int, pool: int, tmp: Path, port: int, client_tls: ssl.SSLContext,
-                     where: str) -> str:
+async def main_async(n: int, pool: int, concurrency: int | None, tmp: Path, port: int,
+                     client_tls: ssl.SSLContext, where: str) -> str:
     base = Settings()
+    if concurrency is not None:
+        base = dataclasses.replace(base, notifications=dataclasses.replace(
+            base.notifications, concurrency=concurrency))
     email = EmailSettings(host="127.0.0.1", port=port, security="starttls",
                           from_address="orders@shop.example.com", from_name="Example Shop",
                           timeout=timedelta(seconds=30), pool_size=pool)
@@ -195,7 +282,7 @@ async def main_async(n: int, pool: int, tmp: Path, port: int, client_tls: ssl.SS
                                                     now=datetime.now(UTC))
         print(f"{n} messages per run, outbox batch {settings.notifications.batch_size}, "
               f"concurrency {settings.notifications.concurrency}, pool {pool}, STARTTLS "
-              f"required, sink in {where}")
+              f"required, {where}")
         reuse = EmailChannel(email, tls_context=client_tls)
         try:
             reuse_per_s, latencies = await run("reuse", store, settings, reuse, "R", n)
@@ -215,14 +302,21 @@ def main() -> int:
     parser.add_argument("n", nargs="?", type=int, default=2000, help="messages per run")
     parser.add_argument("--pool", type=int, default=4, help="SMTP connections of the real "
                                                             "sender (default 4)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="rows in flight (default: notifications.concurrency)")
     parser.add_argument("--sink", choices=("process", "thread"), default="process",
                         help="run the SMTP sink in a child process (default) or in a thread "
                              "of this process")
+    parser.add_argument("--sink-kind", choices=("raw", "smtpsink"), default="raw",
+                        help="raw: aiosmtpd keeping bytes, checked after the runs (default); "
+                             "smtpsink: the project's SmtpSink, parsing every message live")
     parser.add_argument("--serve-sink", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_sink:
-        serve_sink(args.serve_sink)
+        serve_sink(args.serve_sink, args.sink_kind)
         return 0
+    where = f"{args.sink_kind} sink in " + (
+        "a child process" if args.sink == "process" else "a thread of this process")
     with tempfile.TemporaryDirectory(prefix="bench-email-") as tmp_name:
         tmp = Path(tmp_name)
         ca = trustme.CA()
@@ -231,31 +325,30 @@ def main() -> int:
         client_tls = ssl.create_default_context()
         ca.configure_trust(client_tls)
         if args.sink == "thread":
-            from notifier.devtools.smtp_sink import SmtpSink
-
-            server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            server.load_cert_chain(tmp / "server.pem")
-            with SmtpSink(tls_context=server, require_starttls=True) as sink:
-                result = asyncio.run(main_async(args.n, args.pool, tmp, sink.port, client_tls,
-                                                "a thread of this process"))
-                print(f"sink accepted {len(sink.messages)} messages over {sink.connections} "
-                      f"SMTP sessions")
-            print(result)
-            return 0
-        child = subprocess.Popen([sys.executable, __file__, "--serve-sink", str(tmp)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout is not None and child.stdin is not None
-            port = int(child.stdout.readline())
-            result = asyncio.run(main_async(args.n, args.pool, tmp, port, client_tls,
-                                            "a child process"))
-            child.stdin.close()
-            received, sessions = child.stdout.readline().split()
-            print(f"sink accepted {received} messages over {sessions} SMTP sessions")
-        finally:
-            if child.poll() is None:
-                child.terminate()
-            child.wait(10)
+            with open_sink(args.sink_kind, tmp) as (port, report):
+                result = asyncio.run(main_async(args.n, args.pool, args.concurrency, tmp, port,
+                                                client_tls, where))
+                verdict = report()
+        else:
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--serve-sink", str(tmp), "--sink-kind",
+                 args.sink_kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                assert child.stdout is not None and child.stdin is not None
+                port = int(child.stdout.readline())
+                result = asyncio.run(main_async(args.n, args.pool, args.concurrency, tmp, port,
+                                                client_tls, where))
+                child.stdin.close()
+                verdict = child.stdout.readline()
+            finally:
+                if child.poll() is None:
+                    child.terminate()
+                child.wait(10)
+    received, sessions, bad, distinct = (int(x) for x in verdict.split())
+    print(f"sink accepted {received} messages over {sessions} SMTP sessions; {bad} malformed, "
+          f"{distinct} distinct Message-IDs")
+    if (received, bad, distinct) != (2 * args.n, 0, 2 * args.n):
+        raise SystemExit("the sink did not get every message exactly once, well-formed")
     print(result)
     return 0
 
