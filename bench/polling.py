@@ -64,7 +64,7 @@ import tomllib  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, ClassVar  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -130,11 +130,15 @@ class Outcome:
 class Recording:
     """An adapter that notes, per number, the simulated time of every successful answer."""
 
+    name: ClassVar[str] = "recording"
+    max_batch: ClassVar[int] = 1
+
     def __init__(self, inner: Carrier, seen: dict[str, list[datetime]],
                  clock: SimulatedClock) -> None:
         self.inner = inner
-        self.name = inner.name
-        self.max_batch = inner.max_batch
+        # Per instance on purpose: one wrapper class stands for every carrier.
+        self.name = inner.name  # type: ignore[misc]
+        self.max_batch = inner.max_batch  # type: ignore[misc]
         self._seen = seen
         self._clock = clock
 

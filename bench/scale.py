@@ -56,6 +56,8 @@ from carriers.model import DeliveryWindow, Location, Status, TrackingEvent, Trac
 from notifier import config, outbox  # noqa: E402
 from notifier.app import build_app  # noqa: E402
 from notifier.clock import SimulatedClock  # noqa: E402
+from notifier.domain import DomainEvent  # noqa: E402
+from notifier.models import Shipment  # noqa: E402
 from notifier.sweeper import sweep  # noqa: E402
 from notifier.timefmt import to_db  # noqa: E402
 from notifier.tracking import apply_result  # noqa: E402
@@ -190,7 +192,9 @@ async def measure(db_path: Path, profile: bool) -> dict[str, float]:
         promised = await store.promised_dates(s.order_id for s in due)
         health = await store.carrier_health("ups")
         rng = random.Random(3)
-        shipments, new_events, domain = [], {}, []
+        shipments: list[Shipment] = []
+        new_events: dict[int, list[TrackingEvent]] = {}
+        domain: list[DomainEvent] = []
         for s in due:
             edd = (s.current_edd.end if s.current_edd else NOW.date())
             outcome = apply_result(s, answer(s.tracking_number, "ups", edd),
