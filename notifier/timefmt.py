@@ -24,7 +24,8 @@ def to_db_opt(value: datetime | None) -> str | None:
 def from_db(text: str | None) -> datetime | None:
     if text is None:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat is ~30x faster than strptime, and this runs for every row read.
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def date_to_db(value: date | None) -> str | None:

@@ -234,25 +234,41 @@ class SqliteCore:
 
     async def insert_notifications(self, db: aiosqlite.Connection,
                                    rows: Iterable[NewNotification]) -> int:
-        inserted = 0
-        for row in rows:
+        """Insert outbox rows (a duplicate dedup key is a no-op); a row that supersedes others
+        marks the pending ones of its group superseded, including earlier rows of this batch.
+        Two statements per batch rather than two per row."""
+        rows = list(rows)
+        superseded_here: set[int] = set()
+        for i, row in enumerate(rows):
             if row.supersedes and row.supersede_group:
-                marks = ",".join("?" * len(row.supersedes))
-                await db.execute(
-                    f"UPDATE notifications SET status = 'superseded', next_attempt_at = NULL, "
-                    f"last_error = ? "
-                    f"WHERE supersede_group = ? AND status = 'pending' AND trigger IN ({marks})",
-                    (f"superseded by {row.trigger}", row.supersede_group, *row.supersedes))
-            cur = await db.execute(
-                "INSERT INTO notifications (dedup_key, order_id, shipment_id, trigger, channel, "
-                "recipient, supersede_group, urgent, payload, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
-                (row.dedup_key, row.order_id, row.shipment_id, row.trigger, row.channel,
-                 row.recipient, row.supersede_group, int(row.urgent),
-                 json.dumps(row.payload, sort_keys=True, default=str), to_db(row.created_at),
-                 to_db(row.next_attempt_at)))
-            inserted += cur.rowcount
-        return inserted
+                superseded_here.update(
+                    j for j, earlier in enumerate(rows[:i])
+                    if earlier.supersede_group == row.supersede_group
+                    and earlier.trigger in row.supersedes)
+        updates = [(f"superseded by {row.trigger}", row.supersede_group, trigger)
+                   for row in rows if row.supersedes and row.supersede_group
+                   for trigger in row.supersedes]
+        if updates:
+            await db.executemany(
+                "UPDATE notifications SET status = 'superseded', next_attempt_at = NULL, "
+                "last_error = ? WHERE supersede_group = ? AND status = 'pending' AND trigger = ?",
+                updates)
+        params = [
+            (row.dedup_key, row.order_id, row.shipment_id, row.trigger, row.channel,
+             row.recipient, row.supersede_group, int(row.urgent),
+             json.dumps(row.payload, sort_keys=True, default=str), to_db(row.created_at),
+             "superseded" if i in superseded_here else "pending",
+             None if i in superseded_here else to_db(row.next_attempt_at))
+            for i, row in enumerate(rows)]
+        if not params:
+            return 0
+        before = db.total_changes
+        await db.executemany(
+            "INSERT INTO notifications (dedup_key, order_id, shipment_id, trigger, channel, "
+            "recipient, supersede_group, urgent, payload, created_at, status, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
+            params)
+        return db.total_changes - before
 
     async def _existing_orders(self, db: aiosqlite.Connection, ids: list[str]
                                ) -> dict[str, sqlite3.Row]:

@@ -170,3 +170,27 @@ async def test_hot_queries_use_their_index(store: SqliteStore, query: str, index
     async with store.db.execute("EXPLAIN QUERY PLAN " + query) as cur:
         plan = " ".join(str(row[3]) for row in await cur.fetchall())
     assert index in plan and "SCAN" not in plan.replace(f"USING INDEX {index}", ""), plan
+
+
+async def test_a_later_row_supersedes_pending_rows_of_its_group(store: SqliteStore) -> None:
+    await store.upsert_orders([order()], now=NOW)
+
+    def row(trigger: str, supersedes: tuple[str, ...] = ()) -> NewNotification:
+        return NewNotification(dedup_key=f"s1:{trigger}", order_id="1001", trigger=trigger,
+                               channel="email", recipient="c1001@example.com", created_at=NOW,
+                               next_attempt_at=NOW, supersede_group="s1", supersedes=supersedes)
+
+    async with store.transaction() as db:
+        # An earlier transaction left a pending "shipped"...
+        assert await store.insert_notifications(db, [row("shipped")]) == 1
+    async with store.transaction() as db:
+        # ...then one tick saw out for delivery and delivered together.
+        inserted = await store.insert_notifications(db, [
+            row("out_for_delivery", ("shipped",)),
+            row("delivered", ("shipped", "out_for_delivery"))])
+        assert inserted == 2
+        # Inserting the same dedup keys again is a no-op.
+        assert await store.insert_notifications(db, [row("delivered")]) == 0
+    status = {n.trigger: n.status.value for n in (await store.order_details("1001")).notifications}
+    assert status == {"shipped": "superseded", "out_for_delivery": "superseded",
+                      "delivered": "pending"}
