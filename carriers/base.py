@@ -77,14 +77,19 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - reference).total_seconds())
 
 
-def raise_for_status(carrier: str, response: httpx.Response) -> None:
-    """Map a non-success HTTP status to the carrier error it means."""
+def raise_for_status(carrier: str, response: httpx.Response, *,
+                     now: datetime | None = None) -> None:
+    """Map a non-success HTTP status to the carrier error it means.
+
+    ``now`` is the adapter's clock: a Retry-After HTTP date is measured against it, so a
+    daemon on a simulated clock (and tests) read it consistently.
+    """
     status = response.status_code
     if status < 400:
         return
     snippet = response.text[:200]
     if status == 429:
-        header = parse_retry_after(response.headers.get("Retry-After"))
+        header = parse_retry_after(response.headers.get("Retry-After"), now=now)
         raise errors.CarrierRateLimited(
             carrier, f"HTTP 429 rate limited: {snippet}",
             retry_after=header if header is not None else DEFAULT_RETRY_AFTER.get(carrier, 30.0),
@@ -92,7 +97,7 @@ def raise_for_status(carrier: str, response: httpx.Response) -> None:
     if status in (401, 403):
         raise errors.CarrierAuthError(carrier, f"HTTP {status}: {snippet}")
     if status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
         raise errors.CarrierUnavailable(carrier, f"HTTP {status}", retry_after=retry_after)
     raise errors.CarrierPayloadError(carrier, f"unexpected HTTP {status}", snippet=snippet)
 

@@ -88,7 +88,7 @@ class DhlCarrier:
         if response.status_code == 400:
             # Bad parameters for this number: data about the number, not a failed call.
             return f"HTTP 400: {parse.not_found_detail(base.decode_json(self.name, response))}"
-        base.raise_for_status(self.name, response)
+        base.raise_for_status(self.name, response, now=self._now())
         batch = parse.parse_payload(base.decode_json(self.name, response), now=self._now(),
                                     number=number)
         return _pick(batch.results, number)

@@ -67,7 +67,7 @@ class FedexCarrier:
                              for n in numbers],
         }
         response = await self._post_tracking(body)
-        _raise_for_status(response, self._now())
+        base.raise_for_status(self.name, response, now=self._now())
         result = parse.parse_payload(base.decode_json(self.name, response), now=self._now())
         answered = {r.tracking_number for r in result.results} | set(result.problems)
         missing = {n: "FedEx response did not mention this number"
@@ -115,7 +115,7 @@ class FedexCarrier:
             # RFC 6749 answers bad client credentials with 400 invalid_client as well as 401.
             raise errors.CarrierAuthError(
                 self.name, f"token request refused: {response.text[:200]}")
-        _raise_for_status(response, self._now())
+        base.raise_for_status(self.name, response, now=self._now())
         payload = base.decode_json(self.name, response)
         token = payload.get("access_token") if isinstance(payload, dict) else None
         expires_in = payload.get("expires_in") if isinstance(payload, dict) else None
@@ -128,18 +128,3 @@ class FedexCarrier:
             raise errors.CarrierPayloadError(self.name, "token response without access_token/"
                                              "expires_in", snippet=response.content[:200])
         return token, lifetime
-
-
-def _raise_for_status(response: httpx.Response, now: datetime) -> None:
-    """``base.raise_for_status``, except a 429 Retry-After date is read against our clock.
-
-    ``base.raise_for_status`` reads HTTP dates against the wall clock; the daemon may run on a
-    simulated one, so the date form is handled here with the injected ``now``.
-    """
-    if response.status_code == 429:
-        header = base.parse_retry_after(response.headers.get("Retry-After"), now=now)
-        raise errors.CarrierRateLimited(
-            "fedex", f"HTTP 429 rate limited: {response.text[:200]}",
-            retry_after=header if header is not None else base.DEFAULT_RETRY_AFTER["fedex"],
-            header_sent=header is not None)
-    base.raise_for_status("fedex", response)

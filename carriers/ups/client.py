@@ -66,7 +66,7 @@ class UpsCarrier:
                                                  http_status=response.status_code)
             if outcome is not None:
                 return outcome
-        _raise_for_status(response, self._now())
+        base.raise_for_status(self.name, response, now=self._now())
         result = parse.parse_payload(base.decode_json(self.name, response), now=self._now())
         return _answering(result, number)
 
@@ -114,7 +114,7 @@ class UpsCarrier:
             # RFC 6749 answers bad client credentials with 400 invalid_client as well as 401.
             raise errors.CarrierAuthError(
                 self.name, f"token request refused: {response.text[:200]}")
-        _raise_for_status(response, self._now())
+        base.raise_for_status(self.name, response, now=self._now())
         body = base.decode_json(self.name, response)
         token = body.get("access_token") if isinstance(body, dict) else None
         expires_in = body.get("expires_in") if isinstance(body, dict) else None
@@ -127,21 +127,6 @@ class UpsCarrier:
             raise errors.CarrierPayloadError(self.name, "token response without access_token/"
                                              "expires_in", snippet=response.content[:200])
         return token, lifetime
-
-
-def _raise_for_status(response: httpx.Response, now: datetime) -> None:
-    """``base.raise_for_status``, except a 429 Retry-After date is read against our clock.
-
-    ``base.raise_for_status`` reads HTTP dates against the wall clock; the daemon may run on a
-    simulated one, so the date form is handled here with the injected ``now``.
-    """
-    if response.status_code == 429:
-        header = base.parse_retry_after(response.headers.get("Retry-After"), now=now)
-        raise errors.CarrierRateLimited(
-            "ups", f"HTTP 429 rate limited: {response.text[:200]}",
-            retry_after=header if header is not None else base.DEFAULT_RETRY_AFTER["ups"],
-            header_sent=header is not None)
-    base.raise_for_status("ups", response)
 
 
 def _json_or_none(response: httpx.Response) -> object:

@@ -92,7 +92,7 @@ class UspsCarrier:
         if response.status_code == 400:
             # A malformed number is data about that number, not a failed call.
             return f"HTTP 400: {parse.error_detail(base.decode_json(self.name, response))}"
-        self._raise_for_status(response)
+        base.raise_for_status(self.name, response, now=self._now())
         batch = parse.parse_payload(base.decode_json(self.name, response), now=self._now())
         if len(batch.results) != 1:
             raise errors.CarrierPayloadError(self.name, "v3 answer is not one tracking detail",
@@ -115,7 +115,7 @@ class UspsCarrier:
                 return model.BatchResult(results=tuple(
                     model.TrackingResult.missing(self.name, n, detail) for n in numbers))
         else:
-            self._raise_for_status(response)
+            base.raise_for_status(self.name, response, now=self._now())
             payload = base.decode_json(self.name, response)
         if not isinstance(payload, list):
             raise errors.CarrierPayloadError(self.name, "v3r2 answer is not an array",
@@ -163,7 +163,7 @@ class UspsCarrier:
             raise errors.CarrierAuthError(
                 self.name, f"token endpoint refused the credentials (HTTP "
                            f"{response.status_code}): {_oauth_error(response)}")
-        self._raise_for_status(response)
+        base.raise_for_status(self.name, response, now=self._now())
         payload = base.decode_json(self.name, response)
         token = payload.get("access_token") if isinstance(payload, dict) else None
         expires = payload.get("expires_in") if isinstance(payload, dict) else None
@@ -175,17 +175,6 @@ class UspsCarrier:
             raise errors.CarrierPayloadError(self.name, "token response without access_token "
                                              "and expires_in", snippet=response.content[:200])
         return token, float(expires)
-
-    def _raise_for_status(self, response: httpx.Response) -> None:
-        """``base.raise_for_status``, except that an HTTP-date Retry-After on a 429 is measured
-        against the injected clock (so simulated time and tests stay consistent)."""
-        if response.status_code == 429:
-            header = base.parse_retry_after(response.headers.get("Retry-After"), now=self._now())
-            raise errors.CarrierRateLimited(
-                self.name, f"HTTP 429 rate limited: {response.text[:200]}",
-                retry_after=header if header is not None else base.DEFAULT_RETRY_AFTER[self.name],
-                header_sent=header is not None)
-        base.raise_for_status(self.name, response)
 
 
 def _oauth_error(response: httpx.Response) -> str:
