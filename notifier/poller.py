@@ -256,7 +256,11 @@ class Poller:
         else:
             outcome = "bad_payload" if isinstance(exc, CarrierPayloadError) else "unavailable"
             metrics.polls.labels(name, outcome).inc()
-            logger.warning("%s: poll of %d number(s) failed: %s", name, len(batch), exc)
+            # Name the parcels (a few of a large batch): "which one?" is the first question.
+            shown = ", ".join(s.tracking_number for s in batch[:3])
+            more = f" and {len(batch) - 3} more" if len(batch) > 3 else ""
+            logger.warning("%s: poll of %d number(s) (%s%s) failed: %s", name, len(batch),
+                           shown, more, exc)
             retry_after = getattr(exc, "retry_after", None)
             health = budget.after_failure(health, str(exc), now=now, policy=policy,
                                           retry_after=retry_after)

@@ -523,3 +523,219 @@ def integrity(database: Path) -> str:
     """``PRAGMA integrity_check`` of the file (recovering the WAL, as the next open would)."""
     with closing(sqlite3.connect(database, timeout=30)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+# ---------------------------------------------------------------------------- chaos
+
+
+# Scenarios whose parcels reach an end (delivered or returned) within a few simulated days, so
+# "everything that should have been sent was sent" has a well-defined end.
+CHAOS_SCENARIOS = {"normal": 64, "failed_attempt_pickup": 10, "edd_slip_once": 10,
+                   "exception_return": 8, "delivered_correction": 8}
+# Batch carriers first: 2,000 single-number UPS/DHL polls per simulated few hours would be
+# thousands of requests per real second at these speeds.
+CHAOS_CARRIERS = {"fedex": 45, "usps": 45, "ups": 6, "dhl": 4}
+
+
+@dataclass
+class ChaosResult:
+    kills: int = 0
+    expected: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    messages: int = 0           # deliveries seen at the receivers (duplicates included)
+    queued: int = 0             # rows still pending at the end (never due: counted as lost)
+    missing: list[str] = field(default_factory=list)   # invariant breaches (should-be rows)
+    integrity: list[str] = field(default_factory=list)  # integrity_check answers != "ok"
+    in_flight_at_kills: int = 0  # rows 'sending' right after the kills, summed
+    in_flight_ids: set[int] = field(default_factory=set)  # ... and their ids
+    duplicated_ids: set[int] = field(default_factory=set)
+    strays: list[str] = field(default_factory=list)
+    lost_rows: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    rows_by_status: dict[str, int] = field(default_factory=dict)
+    restarts_failed: int = 0
+
+    def line(self) -> str:
+        return (f"RESULT kills={self.kills} expected={self.expected} "
+                f"delivered={self.delivered} lost={self.lost} duplicates={self.duplicates}")
+
+
+def _weighted(rng: Any, table: dict[str, int]) -> str:
+    return str(rng.choices(list(table), weights=list(table.values()))[0])
+
+
+def chaos_run(w: World, *, shipments: int, days: float, kills: int, seed: int,
+              waves: int = 4, aim: float = 0.0, min_uptime_s: float = 1.0,
+              say: Callable[[str], None] = lambda _: None) -> ChaosResult:
+    """Drive ``w`` (servers started, no daemon yet) through ``days`` simulated days with
+    ``shipments`` parcels, SIGKILLing the daemon ``kills`` times at random moments and
+    restarting it; then let it drain, stop it with SIGTERM, and account for every message.
+
+    A third of the orders is imported before the first start, the rest in ``waves`` CLI
+    imports while the daemon runs (or lies dead). The database passes ``integrity_check``
+    after every kill or it is recorded in ``result.integrity``. A fraction ``aim`` of the kills
+    waits (up to a second) for outbox rows being sent, the worst moment; the others strike
+    at a uniformly random instant. A kill never comes sooner than ``min_uptime_s`` real seconds
+    after the restart before it: kills bunched closer would only measure start-up time, and the
+    downtime would age the outbox past ``give_up_after`` in simulated time."""
+    import random
+
+    from carriers import numbers
+
+    rng = random.Random(seed)
+    result = ChaosResult()
+    w.write_config({"notifications": {"channels": ["email", "webhook"]}})
+    seen: set[str] = set()
+    plans: list[tuple[str, str, str, str, datetime]] = []  # order, carrier, number, scen, start
+    label_span = max(0.5, days - 4.5)  # the last parcels still arrive before the end
+    for i in range(shipments):
+        carrier = _weighted(rng, CHAOS_CARRIERS)
+        number = numbers.generate(carrier, rng)
+        while number in seen:
+            number = numbers.generate(carrier, rng)
+        seen.add(number)
+        start = w.start + timedelta(days=rng.uniform(-0.5, label_span))
+        plans.append((f"C-{i + 1:05d}", carrier, number, _weighted(rng, CHAOS_SCENARIOS),
+                      start))
+    for _, carrier, number, scenario, start in plans:
+        w.register(carrier, number, scenario, start)
+    # Each order reaches the shop when its label is made (the early ones at once).
+    early = w.start + timedelta(days=label_span / 3)
+    first = [p for p in plans if p[4] <= early]
+    later = sorted((p for p in plans if p[4] > early), key=lambda p: p[4])
+    chunk = max(1, -(-len(later) // max(1, waves)))
+    wave_plan = [later[i:i + chunk] for i in range(0, len(later), chunk)]
+    locales = (("en", "America/New_York"), ("fr", "Europe/Paris"), ("de", "Europe/Berlin"))
+
+    def import_wave(batch: list[tuple[str, str, str, str, datetime]], n: int) -> None:
+        path = w.root / f"wave{n}.csv"
+        lines = ["order,email,locale,tz,carrier,tracking"]
+        for order, carrier, number, _, _ in batch:
+            loc, tz = locales[int(order[2:]) % 3]
+            lines.append(f"{order},{order.lower()}@example.net,{loc},{tz},{carrier},{number}")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        done = w.cli("orders", "import", str(path), timeout_s=300)
+        if done.returncode != 0:
+            raise AssertionError(f"import of wave {n} failed:\n{done.stderr[-2000:]}")
+        say(f"imported {len(batch)} orders (wave {n})")
+
+    import_wave(first, 0)
+    w.start_daemon()
+    up_since = time.monotonic()
+    end = w.start + timedelta(days=days)
+    # Kill moments: random real instants over the run, no two closer than a restart.
+    run_s = (end - w.now()).total_seconds() / w.speed
+    moments = sorted(rng.uniform(0.5, run_s) for _ in range(kills))
+    t0 = time.monotonic()
+    events: list[tuple[float, str, Any]] = [(m, "kill", None) for m in moments]
+    for n, batch in enumerate(wave_plan, start=1):
+        due = max(batch[0][4], w.start)
+        events.append(((due - w.now()).total_seconds() / w.speed, "wave", (n, batch)))
+    events.sort(key=lambda e: e[0])
+    for at, what, item in events:
+        delay = at - (time.monotonic() - t0)
+        if delay > 0:
+            time.sleep(delay)
+        if what == "wave":
+            import_wave(item[1], item[0])
+            continue
+        if not w.alive():
+            w.start_daemon()  # the previous restart may still be on its way up
+        time.sleep(max(0.0, min_uptime_s - (time.monotonic() - up_since)))
+        if rng.random() < aim:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and not w.query(
+                    "SELECT 1 FROM notifications WHERE status = 'sending' LIMIT 1"):
+                time.sleep(0.01)
+        w.kill_daemon()
+        result.kills += 1
+        check = integrity(w.database)
+        if check != "ok":
+            result.integrity.append(check)
+        sending = {int(r[0]) for r in
+                   w.query("SELECT id FROM notifications WHERE status = 'sending'")}
+        result.in_flight_at_kills += len(sending)
+        result.in_flight_ids |= sending
+        say(f"kill {result.kills} at {w.now():%a %H:%M} (sim): integrity {check}, "
+            f"{len(sending)} row(s) were being sent")
+        try:
+            w.start_daemon()
+        except AssertionError as exc:
+            result.restarts_failed += 1
+            say(f"restart failed: {exc}")
+            w.start_daemon()
+        up_since = time.monotonic()
+    w.sleep_until(end)
+    _drain_everything(w, say)
+    code = w.stop_daemon()
+    say(f"daemon stopped with status {code}")
+    check = integrity(w.database)
+    if check != "ok":
+        result.integrity.append(check)
+    assert w.sink is not None and w.push is not None
+    book = ledger(w.database, w.sink.messages, w.push.receiver.received)
+    result.expected = len(book.expected)
+    result.delivered = book.delivered
+    result.lost = len(book.lost)
+    result.duplicates = book.duplicates
+    result.messages = sum(book.received.values())
+    result.queued = sum(1 for r in book.rows.values() if r.status in ("pending", "sending"))
+    result.lost_rows = [f"{r.id} {r.trigger} {r.channel} {r.status}" for r in book.lost][:50]
+    result.duplicated = book.duplicated_keys()[:50]
+    result.duplicated_ids = {book.rows[k].id for k in book.duplicated_keys()}
+    result.strays = book.strays[:50]
+    counts: Counter[str] = Counter(r.status for r in book.rows.values())
+    result.rows_by_status = dict(counts)
+    result.missing = missing_notices(w.database)
+    return result
+
+
+def _drain_everything(w: World, say: Callable[[str], None], *, timeout_s: float = 120.0
+                      ) -> None:
+    """Run on until every parcel is final and no outbox row is left to send (or the guard
+    runs out: what is left then counts as lost)."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        if not w.alive():
+            w.start_daemon()
+        open_parcels = w.query("SELECT count(*) FROM shipments WHERE status NOT IN "
+                               "('delivered', 'returned')")[0][0]
+        todo = w.query("SELECT count(*) FROM notifications WHERE status IN "
+                       "('pending', 'sending')")[0][0]
+        if open_parcels == 0 and todo == 0:
+            # Quiet for a few simulated hours: nothing new is being planned.
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > max(1.0, w.real_seconds(timedelta(hours=6))):
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.2)
+    say("drain guard ran out")
+
+
+def missing_notices(database: Path, *, max_event_age: timedelta = timedelta(days=2),
+                    slack: timedelta = timedelta(hours=6)) -> list[str]:
+    """Invariant: every delivered (returned) parcel has a ``delivered`` (``returned``) e-mail
+    row, unless the daemon first saw that event about ``max_event_age`` or more after it
+    happened (no retroactive notices, by design). ``slack``: the planner compares with the
+    clock when the tick's transaction plans, a little after the poll's ``seen_at``."""
+    out: list[str] = []
+    with closing(sqlite3.connect(database, timeout=30)) as conn:
+        for sid, order_id, status in conn.execute(
+                "SELECT id, order_id, status FROM shipments "
+                "WHERE status IN ('delivered', 'returned')"):
+            row = conn.execute("SELECT 1 FROM notifications WHERE shipment_id = ? AND "
+                               "trigger = ? AND channel = 'email'", (sid, status)).fetchone()
+            if row is not None:
+                continue
+            first = conn.execute("SELECT at, seen_at FROM events WHERE shipment_id = ? AND "
+                                 "status = ? ORDER BY at LIMIT 1", (sid, status)).fetchone()
+            if first is not None:
+                at, seen = (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in first)
+                if seen - at > max_event_age - slack:
+                    continue
+            out.append(f"order {order_id} shipment {sid}: {status} but no {status} e-mail row")
+    return out
