@@ -239,12 +239,14 @@ class SqliteCore:
         Two statements per batch rather than two per row."""
         rows = list(rows)
         superseded_here: set[int] = set()
+        earlier_in_group: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
-            if row.supersedes and row.supersede_group:
-                superseded_here.update(
-                    j for j, earlier in enumerate(rows[:i])
-                    if earlier.supersede_group == row.supersede_group
-                    and earlier.trigger in row.supersedes)
+            if row.supersede_group is None:
+                continue
+            group = earlier_in_group.setdefault(row.supersede_group, [])
+            if row.supersedes:
+                superseded_here.update(j for j in group if rows[j].trigger in row.supersedes)
+            group.append(i)
         updates = [(f"superseded by {row.trigger}", row.supersede_group, trigger)
                    for row in rows if row.supersedes and row.supersede_group
                    for trigger in row.supersedes]
