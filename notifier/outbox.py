@@ -25,6 +25,7 @@ released at once instead of waiting for their lease.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -41,6 +42,7 @@ from notifier.errors import (
     DeliveryRejected,
     DeliveryTransient,
     NotFound,
+    TransientError,
 )
 from notifier.render import BUILTIN_TEMPLATES, Renderer, RenderError
 from notifier.retry import RetryPolicy
@@ -67,6 +69,16 @@ def notification_id(row: models.Notification) -> str:
     """The stable id of a row's message (Message-ID left part, apns-id seed, webhook-id)."""
     digest = hashlib.sha256(row.dedup_key.encode("utf-8")).hexdigest()[:10]
     return f"n{row.id}-{digest}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Batch:
+    """Claimed rows with the current orders and latest events they refer to."""
+
+    rows: list[models.Notification]
+    full: bool  # as many rows as asked for: more may be due
+    orders: dict[str, models.Order]
+    events: dict[int, TrackingEvent]
 
 
 @dataclass(slots=True)
@@ -110,9 +122,14 @@ class OutboxSender:
         self._orders: dict[str, models.Order] = {}
         self._events: dict[int, TrackingEvent] = {}
         self._commit = _GroupCommit(self.store.record_outcomes)
+        self._commits: list[asyncio.Future[None]] = []
+        self._in_flight: set[int | None] = set()
 
     async def _record(self, outcome: Outcome) -> None:
-        await self._commit.add(outcome)
+        # Queued, not awaited: the row's concurrency slot is free for the next send while the
+        # outcome waits for its group commit; _send_batch awaits every commit of the batch
+        # before claiming more rows or returning.
+        self._commits.append(self._commit.submit(outcome))
 
     # ------------------------------------------------------------------ the job
 
@@ -128,37 +145,73 @@ class OutboxSender:
             metrics.sends.labels(channel="any", outcome="dead").inc(result.dead)
         await self._pause_broken(now)
         batch_size = max(1, n.batch_size)
-        while not self.stopping():
-            now = self.clock.now()
-            active = self._active(now)
-            rows = await self.store.claim_due(now=now, lease_until=now + n.lease,
-                                              limit=batch_size, channels=active)
-            if not rows:
-                break
-            result.claimed += len(rows)
-            await self._send_batch(rows, result, max(1, n.concurrency))
-            if len(rows) < batch_size:
-                break
+        batch = None if self.stopping() else await self._claim(batch_size)
+        while batch is not None:
+            result.claimed += len(batch.rows)
+            # The next batch is claimed (and its orders fetched) while the last rows of this
+            # one are still sending, so the connections do not idle between batches.
+            following: asyncio.Task[_Batch | None] | None = None
+
+            def claim_next(full: bool = batch.full) -> None:
+                nonlocal following
+                if full and not self.stopping():
+                    following = asyncio.create_task(self._claim(batch_size))
+
+            try:
+                await self._send_batch(batch, result, max(1, n.concurrency), claim_next)
+            finally:
+                # On an error the claimed rows stay leased and are retried after the lease.
+                batch = await following if following is not None else None
         if result.claimed:
             logger.info("outbox: %d claimed, %d sent, %d retry later, %d failed, %d released",
                         result.claimed, result.sent, result.retried, result.failed,
                         result.released)
         return result
 
-    async def _send_batch(self, rows: list[models.Notification], result: DrainResult,
-                          concurrency: int) -> None:
-        # The current orders and latest events of the whole batch in a few queries.
-        self._orders = await self.store.orders_by_id([r.order_id for r in rows if r.order_id])
-        self._events = await self.store.latest_events(
-            [r.shipment_id for r in rows if r.shipment_id is not None])
+    async def _claim(self, limit: int) -> _Batch | None:
+        """Claim up to ``limit`` due rows and prefetch their orders and latest events."""
+        n = self.settings.notifications
+        now = self.clock.now()
+        claimed = await self.store.claim_due(now=now, lease_until=now + n.lease, limit=limit,
+                                             channels=self._active(now))
+        # A row of the batch still in flight whose lease ran out (a very slow batch) is
+        # claimed again by the query; it is being handled, so it is not sent a second time.
+        rows = [r for r in claimed if r.id not in self._in_flight]
+        if not rows:
+            return None
+        return _Batch(
+            rows=rows, full=len(claimed) >= limit,
+            orders=await self.store.orders_by_id([r.order_id for r in rows if r.order_id]),
+            events=await self.store.latest_events(
+                [r.shipment_id for r in rows if r.shipment_id is not None]))
+
+    async def _send_batch(self, batch: _Batch, result: DrainResult, concurrency: int,
+                          on_last_started: Callable[[], None]) -> None:
+        """Handle every row of ``batch``, at most ``concurrency`` at once; calls
+        ``on_last_started`` once the last row has begun; returns when every outcome is
+        committed. Until then the batch's ids are "in flight" for :meth:`_claim`."""
+        self._orders, self._events = batch.orders, batch.events
+        self._in_flight = {r.id for r in batch.rows}
         slots = asyncio.Semaphore(concurrency)
+        started = 0
 
         async def one(row: models.Notification) -> None:
+            nonlocal started
             async with slots:
+                started += 1
+                if started == len(batch.rows):
+                    on_last_started()
                 outcome = await self._handle(row)
             setattr(result, outcome, getattr(result, outcome) + 1)
 
-        await asyncio.gather(*(one(r) for r in rows))
+        try:
+            await asyncio.gather(*(one(r) for r in batch.rows))
+        finally:
+            self._commit.flush()  # the batch is done: no outcome will join this group
+            commits, self._commits = self._commits, []
+            if commits:
+                await asyncio.gather(*commits)
+            self._in_flight = set()
 
     # ------------------------------------------------------------------ one row
 
@@ -212,14 +265,26 @@ class OutboxSender:
             speed = self.clock.speed
             metrics.send_latency.labels(channel=name).observe(
                 max(0.0, seconds / speed if speed > 1 else seconds))
-        logger.info("notification %s (%s) sent by %s to %s", row.id, row.trigger, name,
-                    _mask(name, row.recipient))
+        if logger.isEnabledFor(logging.INFO):  # masking costs, per message
+            logger.info("notification %s (%s) sent by %s to %s", row.id, row.trigger, name,
+                        _mask(name, row.recipient))
         return "sent"
 
     async def _send(self, channel: Channel, message: RenderedMessage,
                     recipient: Recipient) -> Receipt:
+        # Most sends succeed at once: building the tenacity loop only after a transient error
+        # saves its cost on every message. The loop then takes that error as its first
+        # attempt's outcome, so attempts, waits and logging are exactly as if it ran from the
+        # start (errors that are not TransientError propagate unchanged either way).
+        try:
+            return await channel.send(message, recipient)
+        except TransientError as exc:
+            first: TransientError | None = exc
         async for attempt in self.retry.retrying():
             with attempt:
+                if first is not None:
+                    error, first = first, None
+                    raise error
                 return await channel.send(message, recipient)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -309,24 +374,47 @@ class OutboxSender:
 
 
 class _GroupCommit:
-    """Outcomes of concurrent sends written together: each caller awaits its own outcome's
-    commit, and every outcome queued while one transaction runs goes into the next one."""
+    """Outcomes of concurrent sends written together. :meth:`submit` queues an outcome and
+    returns a future resolved when its transaction commits (or failed with its error). A group
+    is written when ``max_batch`` outcomes are queued, ``max_delay`` seconds after its first
+    outcome, or at :meth:`flush`; outcomes queued while one transaction runs go into the next.
+    One transaction per few messages instead of one per message: each costs several round trips
+    to the database thread."""
 
-    def __init__(self, write: Callable[[list[Outcome]], Awaitable[None]]) -> None:
+    def __init__(self, write: Callable[[list[Outcome]], Awaitable[None]], *,
+                 max_delay: float = 0.02, max_batch: int = 64) -> None:
         self._write = write
+        self._max_delay = max_delay
+        self._max_batch = max_batch
         self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._full: asyncio.Event | None = None
 
-    async def add(self, outcome: Outcome) -> None:
+    def submit(self, outcome: Outcome) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((outcome, future))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-        await future
+            self._full = asyncio.Event()
+            self._task = asyncio.create_task(self._run(self._full))
+        if len(self._queue) >= self._max_batch:
+            self.flush()
+        return future
 
-    async def _run(self) -> None:
-        await asyncio.sleep(0)  # let the other in-flight sends of this moment join
+    async def add(self, outcome: Outcome) -> None:
+        """Queue ``outcome`` and wait until it is committed."""
+        await self.submit(outcome)
+
+    def flush(self) -> None:
+        """Write what is queued now instead of waiting for more."""
+        if self._full is not None:
+            self._full.set()
+
+    async def _run(self, full: asyncio.Event) -> None:
         while self._queue:
+            if not full.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(full.wait(), self._max_delay)
+            full.clear()
             batch, self._queue = self._queue, []
             try:
                 await self._write([o for o, _ in batch])

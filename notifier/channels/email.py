@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import email.policy
 import email.utils
@@ -56,6 +57,7 @@ _DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 # Characters kept verbatim in a URI inside <...>: visible ASCII except the delimiters.
 _URI_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in '<>"\\^`{|}')
 _MAX_ID_LEFT = 64
+_ID_KEPT = re.compile(r"[A-Za-z0-9_-]+")  # ids made only of what make_message_id keeps as is
 _SPECIALS = set('"(),:;<>@[\\]')
 # RFC 5322 atext; a dot-atom local part at a host name is the address form sent as is.
 _ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
@@ -81,7 +83,7 @@ def clean_header_text(text: str) -> str:
     ``str.split()`` splits on every character ``str.splitlines()`` breaks on (``\\v \\f
     \\x1c-\\x1e \\x85 \\u2028 \\u2029``), which is what the stdlib's header check trips on.
     """
-    kept = "".join(
+    kept = text if _PRINTABLE.fullmatch(text) else "".join(
         " " if (ch < " " or "\x7f" <= ch <= "\x9f") else ch
         for ch in text
         if not "\ud800" <= ch <= "\udfff"  # lone surrogates cannot be encoded at all
@@ -125,7 +127,7 @@ def make_message_id(notification_id: str, domain: str) -> str:
     """
     if not notification_id:
         raise ValueError("empty notification id")
-    left = "".join(
+    left = notification_id if _ID_KEPT.fullmatch(notification_id) else "".join(
         ch if (ch.isascii() and (ch.isalnum() or ch in "-_"))
         else "".join(f"={b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
         for ch in notification_id
@@ -257,9 +259,10 @@ def _body(text: str) -> tuple[str, bytes]:
     if not _NOT_7BIT.search(raw) and max(map(len, lines), default=0) <= _MAX_LINE:
         return "7bit", raw.replace(b"\n", b"\r\n")
     qp = binascii.b2a_qp(raw, istext=True)
-    b64 = base64.encodebytes(raw)
-    if len(b64) < len(qp):
-        return "base64", b64.replace(b"\n", b"\r\n")
+    # base64's length is known without encoding it (76 characters + LF per 57 bytes).
+    full, rest = divmod(len(raw), 57)
+    if full * 77 + ((rest + 2) // 3 * 4 + 1 if rest else 0) < len(qp):
+        return "base64", base64.encodebytes(raw).replace(b"\n", b"\r\n")
     return "quoted-printable", qp.replace(b"\n", b"\r\n")
 
 
@@ -430,6 +433,35 @@ def _needs_reconnect(exc: BaseException) -> bool:
     return True
 
 
+async def _transaction(client: aiosmtplib.SMTP, sender: str, to: str, data: bytes, *,
+                       utf8: bool) -> str:
+    """MAIL, RCPT, DATA for one message; the DATA reply text. What ``client.sendmail`` does for
+    one recipient (SIZE, SMTPUTF8, RSET after a refusal, the same exceptions), minus a second
+    parse of both addresses and a line-ending pass over the message, which ``build_mime``
+    already wrote with CRLF. ``send_message`` is not used: it would parse and refold every
+    header of the bytes again. The bytes are 7-bit clean except for an SMTPUTF8 address."""
+    options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
+    if utf8:
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+        options.append("SMTPUTF8")
+        if client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+    encoding = "utf-8" if utf8 else "ascii"
+    try:
+        await client.mail(sender, options=options, encoding=encoding)
+        try:
+            await client.rcpt(to, encoding=encoding)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            raise aiosmtplib.SMTPRecipientsRefused([exc]) from exc
+        return (await client.data(data)).message
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        # Reset the envelope so the connection can carry the next message.
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()
+        raise
+
+
 # -- the channel ----------------------------------------------------------------------------
 
 
@@ -491,6 +523,15 @@ class EmailChannel:
     async def _open(self, client: aiosmtplib.SMTP) -> None:
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                # A plain connection has not greeted yet (STARTTLS and AUTH greet while
+                # connecting); the extensions must be known before MAIL.
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    if not client.is_connected:
+                        raise
+                    await client.helo()
         except BaseException as exc:
             client.close()
             error = classify_smtp_error(exc, stage="CONNECT")
@@ -536,18 +577,13 @@ class EmailChannel:
             message_id = make_message_id(message.notification_id, self._domain)
         except ValueError as exc:
             raise DeliveryRejected(CHANNEL, f"cannot build message for {masked}: {exc}") from exc
-        # The bytes go out as built (sendmail, not send_message, which would parse and refold
-        # every header again). They are 7-bit clean except for an SMTPUTF8 address.
-        options = [] if (sender + to).isascii() else ["SMTPUTF8"]
+        utf8 = not (sender + to).isascii()
         async with self._slots:
             client = self._idle.pop() if self._idle else self._new_client()
             try:
                 await self._ready(client)
                 try:
-                    if options and client.supports_extension("8bitmime"):
-                        options.append("BODY=8BITMIME")
-                    _refused, reply = await client.sendmail(
-                        sender, [to], data, mail_options=options)
+                    reply = await _transaction(client, sender, to, data, utf8=utf8)
                 except BaseException as exc:
                     if _needs_reconnect(exc):
                         client.close()
