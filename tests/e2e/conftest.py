@@ -548,14 +548,21 @@ class ChaosResult:
     queued: int = 0             # rows still pending at the end (never due: counted as lost)
     missing: list[str] = field(default_factory=list)   # invariant breaches (should-be rows)
     integrity: list[str] = field(default_factory=list)  # integrity_check answers != "ok"
-    in_flight_at_kills: int = 0  # rows 'sending' right after the kills, summed
+    in_flight_at_kills: int = 0  # rows claimed ('sending') right after the kills, summed
     in_flight_ids: set[int] = field(default_factory=set)  # ... and their ids
+    concurrency: int = 8        # notifications.concurrency: sends on the wire at once
     duplicated_ids: set[int] = field(default_factory=set)
     strays: list[str] = field(default_factory=list)
     lost_rows: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     rows_by_status: dict[str, int] = field(default_factory=dict)
     restarts_failed: int = 0
+
+    @property
+    def duplicate_bound(self) -> int:
+        """At most one duplicate per send on the wire when a kill struck: a message delivered
+        whose outcome was not committed yet. Sends on the wire <= ``concurrency``."""
+        return self.kills * self.concurrency
 
     def line(self) -> str:
         return (f"RESULT kills={self.kills} expected={self.expected} "

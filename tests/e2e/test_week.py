@@ -167,7 +167,7 @@ def test_a_simulated_week(world: Callable[..., World]) -> None:
     assert not book.strays, book.strays
 
     # 1. Every row marked sent was really received, exactly once; nothing was lost.
-    statuses = defaultdict(int)
+    statuses: dict[str, int] = defaultdict(int)
     for row in book.rows.values():
         statuses[row.status] += 1
     assert statuses["sent"] > 0 and not statuses["dead"] and not statuses["failed"], statuses
