@@ -162,6 +162,10 @@ class OutboxSender:
             finally:
                 # On an error the claimed rows stay leased and are retried after the lease.
                 batch = await following if following is not None else None
+            if batch is not None and not batch.rows:
+                # All the early claim got was still in flight (leases ran out during a slow
+                # batch): claim again now that nothing is.
+                batch = None if self.stopping() else await self._claim(batch_size)
         if result.claimed:
             logger.info("outbox: %d claimed, %d sent, %d retry later, %d failed, %d released",
                         result.claimed, result.sent, result.retried, result.failed,
@@ -169,16 +173,19 @@ class OutboxSender:
         return result
 
     async def _claim(self, limit: int) -> _Batch | None:
-        """Claim up to ``limit`` due rows and prefetch their orders and latest events."""
+        """Claim up to ``limit`` due rows and prefetch their orders and latest events. None
+        when nothing is due; a batch without rows when every claimed row is in flight."""
         n = self.settings.notifications
         now = self.clock.now()
         claimed = await self.store.claim_due(now=now, lease_until=now + n.lease, limit=limit,
                                              channels=self._active(now))
         # A row of the batch still in flight whose lease ran out (a very slow batch) is
         # claimed again by the query; it is being handled, so it is not sent a second time.
+        if not claimed:
+            return None
         rows = [r for r in claimed if r.id not in self._in_flight]
         if not rows:
-            return None
+            return _Batch(rows=[], full=True, orders={}, events={})
         return _Batch(
             rows=rows, full=len(claimed) >= limit,
             orders=await self.store.orders_by_id([r.order_id for r in rows if r.order_id]),

@@ -145,7 +145,7 @@ def _address(display_name: str, address: str) -> Address:
     name = clean_header_text(display_name)
     try:
         return Address(display_name=name, addr_spec=addr)
-    except (ValueError, HeaderParseError) as exc:
+    except (ValueError, HeaderParseError, IndexError) as exc:  # IndexError: "john@" (stdlib)
         # The addr-spec parser refuses non-ASCII local parts (RFC 6531 SMTPUTF8 addresses),
         # which aiosmtplib can send when the server offers SMTPUTF8: check those by hand.
         local, _, domain = addr.rpartition("@")
@@ -188,12 +188,18 @@ def _unsubscribe(message: RenderedMessage) -> tuple[list[str], bool] | None:
 
 def _encoded_words(text: str) -> list[str]:
     """``text`` as ``=?utf-8?b?...?=`` words of at most 64 characters, split between code
-    points (RFC 2047 section 5: each word holds whole characters)."""
+    points (RFC 2047 section 5: each word holds whole characters), after a space when the
+    chunk has one: decoders that wrongly keep the folding space between two words (the
+    stdlib's address parser does) then show a doubled space rather than a split word."""
     data = text.encode("utf-8")
     words = []
     start, end_all = 0, len(data)
     while start < end_all:
         end = min(start + _WORD_BYTES, end_all)
+        if end < end_all:
+            space = data.rfind(b" ", start + 1, end)
+            if space > 0:
+                end = space + 1
         while end < end_all and data[end] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
             end -= 1
         words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:end], newline=False).decode()}?=")

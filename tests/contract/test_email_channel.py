@@ -2,7 +2,8 @@
 
 Covers message shape (multipart, headers, deterministic Message-ID, one-click unsubscribe),
 connection reuse, outcome classification from scripted server replies, outages, STARTTLS with a
-private CA, AUTH, and header injection (examples plus a Hypothesis property on build_message).
+private CA, AUTH, header injection (examples plus Hypothesis properties on build_message and on
+the wire bytes of build_mime), body transfer encodings and header folding.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from hypothesis import strategies as st
 from notifier.channels.email import (
     EmailChannel,
     build_message,
+    build_mime,
     clean_header_text,
     make_message_id,
     mask_address,
 )
+from notifier.clock import SimulatedClock
 from notifier.devtools.smtp_sink import SmtpSink
 from notifier.errors import ChannelMisconfigured, DeliveryRejected, DeliveryTransient
 from tests.support.smtp import (
@@ -425,3 +428,153 @@ def test_mask_address() -> None:
 def test_construction_rejects_bad_sender_domain(sink: SmtpSink) -> None:
     with pytest.raises(ChannelMisconfigured):
         EmailChannel(email_settings(sink, from_address="orders@bad domain"))
+
+
+# -- the wire form (build_mime) -----------------------------------------------------------------
+
+
+def _mime(subject: str = "Hi", name: str = "Jane", nid: str = "ntf-1", from_name: str = "Shop",
+          address: str = "jane@example.net", **kw: Any) -> bytes:
+    return build_mime(
+        rendered(nid, subject=subject, **kw),
+        recipient(address, name),
+        from_address="orders@shop.example.com",
+        from_name=from_name,
+        message_id_domain="shop.example.com",
+        now=NOW,
+    )
+
+
+def _head_lines(raw: bytes) -> list[bytes]:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return head.split(b"\r\n")
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+body_text = st.lists(
+    st.one_of(st.text(max_size=40), st.sampled_from(["\r\n", "\n", "\r", ".", "\n.\n", "=",
+                                                     " \n", "x" * 1200, "é" * 100, "漢字" * 50])),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=header_text, name=header_text, from_name=header_text, text=body_text,
+       html=body_text)
+def test_build_mime_is_well_formed_and_round_trips(
+    subject: str, name: str, from_name: str, text: str, html: str
+) -> None:
+    raw = _mime(subject, name, from_name=from_name, text=text, html=html or None)
+    assert raw.isascii()  # 7-bit clean: no 8BITMIME needed for ASCII addresses
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert b"\r" not in raw.replace(b"\r\n", b"")
+    for line in raw.split(b"\r\n"):
+        assert len(line) <= 998
+    for line in _head_lines(raw):
+        assert line[:1] in (b" ", b"\t") or re.match(rb"^[A-Za-z-]+:( |$)", line), line
+    parsed = _parse(raw)
+    expected_headers = HEADERS if html else HEADERS | {"Content-Transfer-Encoding"}
+    assert set(parsed.keys()) == expected_headers
+    assert len(parsed.keys()) == len(expected_headers)
+    # Exactly the cleaned text comes back: folding only ever happens at an existing space,
+    # and encoded words are never mixed with raw words in one header.
+    assert str(parsed["Subject"]) == clean_header_text(subject)
+    assert parsed["To"].addresses[0].addr_spec == "jane@example.net"
+    for shown, given_name in ((parsed["To"], name), (parsed["From"], from_name)):
+        # The stdlib's address parser keeps the folding space between two encoded words of a
+        # long name, which RFC 2047 (6.2) says to drop: compare without spaces then.
+        display = shown.addresses[0].display_name
+        assert display == clean_header_text(given_name) or (
+            "".join(display.split()) == "".join(clean_header_text(given_name).split())
+            and len(clean_header_text(given_name).encode()) > 39)
+    parts = list(parsed.iter_parts()) if html else [parsed]
+    wanted = [text] + ([html] if html else [])
+    for part, source in zip(parts, wanted, strict=True):
+        lines = source.encode("utf-8").splitlines()
+        expected = b"\n".join(lines).decode("utf-8") + "\n"
+        assert part.get_content().replace("\r\n", "\n") == expected
+
+
+def test_build_mime_is_what_build_message_shows_and_is_deterministic() -> None:
+    raw = _mime(nid="n-9", text="Hello\n", html="<p>Hello</p>\n")
+    assert raw == _mime(nid="n-9", text="Hello\n", html="<p>Hello</p>\n")
+    msg = _build(nid="n-9", name="Jane", text="Hello\n", html="<p>Hello</p>\n")
+    parsed = _parse(raw)
+    for key in HEADERS - {"From"}:
+        assert str(msg[key]) == str(parsed[key])
+
+
+@pytest.mark.parametrize(
+    ("text", "cte"),
+    [
+        ("Your parcel arrives today.\n", "7bit"),
+        ("x" * 500 + "\n", "7bit"),  # long but legal (RFC 5322: 998 octets)
+        ("x" * 1200 + "\n", "quoted-printable"),
+        ("Ihr Paket kommt heute. Grüße!\n", "quoted-printable"),
+        ("NUL \x00 and DEL \x7f\n", "quoted-printable"),
+        ("您的包裹今天到达。" * 20 + "\n", "base64"),
+    ],
+)
+def test_body_transfer_encoding_is_chosen_by_content(text: str, cte: str) -> None:
+    parsed = _parse(_mime(text=text, html=None))
+    assert parsed.get_content_type() == "text/plain"
+    assert parsed["Content-Transfer-Encoding"] == cte
+    assert parsed.get_content_charset() == "utf-8"
+    assert parsed.get_content().replace("\r\n", "\n") == text
+
+
+def test_long_headers_fold_within_78_columns() -> None:
+    subject = " ".join(["Bestellung"] * 30)
+    raw = _mime(subject=subject, name="Ms " + "Jane " * 20 + "Doe")
+    assert all(len(line) <= 78 for line in _head_lines(raw))
+    parsed = _parse(raw)
+    assert parsed["Subject"] == subject
+    utf8 = "Ihre Bestellung – unterwegs 🚚 " * 6
+    raw = _mime(subject=utf8, name="Jürgen Groß " * 8)
+    assert all(len(line) <= 78 for line in _head_lines(raw))
+    parsed = _parse(raw)
+    assert parsed["Subject"] == clean_header_text(utf8)
+    # Split after spaces: even the stdlib's address parser, which keeps the folding space
+    # between encoded words (RFC 2047 says drop it), shows whole words.
+    shown = parsed["To"].addresses[0].display_name
+    assert shown.split() == clean_header_text("Jürgen Groß " * 8).split()
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Jane Doe", b"To: Jane Doe <jane@example.net>"),
+        ("Doe, Jane", b'To: "Doe, Jane" <jane@example.net>'),
+        ('Jane "JD" Doe', b'To: "Jane \\"JD\\" Doe" <jane@example.net>'),
+        ("", b"To: jane@example.net"),
+    ],
+)
+def test_display_names_are_atoms_quoted_or_absent(name: str, shown: bytes) -> None:
+    lines = _head_lines(_mime(name=name))
+    assert shown in lines
+
+
+def test_unusual_but_valid_addresses_go_through_the_stdlib_parser() -> None:
+    parsed = _parse(_mime(address="jane@[192.0.2.1]"))  # a domain literal
+    assert parsed["To"].addresses[0].addr_spec == "jane@[192.0.2.1]"
+    for bad in ("john@", "@example.net", "a b@example.net", "x" * 250 + "@example.net"):
+        with pytest.raises(ValueError):
+            _mime(address=bad)
+
+
+async def test_the_wire_bytes_are_build_mime_output(sink: SmtpSink, tmp_path: Path) -> None:
+    clock = SimulatedClock(NOW, speed=0)
+    message = rendered("ntf-wire", subject="Grüße", text="Hallo\n", html="<p>Hallo</p>\n",
+                       list_unsubscribe_url="https://shop.example.com/u/abc")
+    async with open_channel(email_settings(sink), clock=clock) as channel:
+        await channel.send(message, recipient(name="Jane"))
+    [path] = sorted((tmp_path / "mail").glob("*.eml"))
+    expected = build_mime(message, recipient(name="Jane"),
+                          from_address="orders@shop.example.com", from_name="Example Shop",
+                          message_id_domain="shop.example.com", now=NOW)
+    assert path.read_bytes() == expected  # byte for byte: nothing re-encoded on the way
