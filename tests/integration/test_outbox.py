@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,11 +39,13 @@ from notifier.config import (
 from notifier.devtools.push_receiver import PushReceiverThread, make_vapid_key
 from notifier.devtools.smtp_sink import SmtpSink
 from notifier.domain import DomainEvent, EventKind
-from notifier.outbox import OutboxSender, install, notification_id
+from notifier.errors import DeliveryTransient
+from notifier.outbox import OutboxSender, _GroupCommit, install, notification_id
 from notifier.planner import PlanPolicy, plan
 from notifier.retry import RetryPolicy
 from notifier.store.base import OrderInput, ShipmentInput
 from notifier.store.sqlite import SqliteStore
+from notifier.store.sqlite_outbox import Outcome
 from notifier.unsubscribe import verify_token
 from tests.support.smtp import email_settings
 
@@ -302,6 +304,99 @@ async def test_stopping_claims_nothing(store: SqliteStore, clock: SimulatedClock
     assert (await sender(store, clock, {"email": email}, stopping=lambda: True).drain()
             ).claimed == 0
     assert {r.status for r in await rows(store)} == {models.NotificationStatus.pending}
+
+
+class Recording:
+    """A channel that accepts after a short real pause and records what it was given."""
+
+    name = "email"
+
+    def __init__(self, *, pause: float = 0.0, transient_failures: int = 0) -> None:
+        self.pause = pause
+        self.sent: list[str] = []
+        self.calls = 0
+        self.transient_failures = transient_failures
+
+    async def send(self, message: RenderedMessage, recipient: Recipient) -> Receipt:
+        self.calls += 1
+        await asyncio.sleep(self.pause)
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise DeliveryTransient("email", "451 4.3.0 try later")
+        self.sent.append(message.notification_id)
+        return Receipt(channel="email", provider_id=f"<{message.notification_id}@x>")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("lease", [timedelta(minutes=5), timedelta(0)])
+async def test_batches_follow_each_other_and_every_row_is_sent_once(
+        store: SqliteStore, clock: SimulatedClock, lease: timedelta) -> None:
+    # Several batches: the next one is claimed while the last rows of the current one send.
+    # With a zero lease every claimed row is immediately claimable again, so that early claim
+    # also gets rows still in flight: they must not be sent a second time.
+    await change(store, clock, await seed(store, 7))
+    channel = Recording(pause=0.005)
+    cfg = settings(batch_size=3, concurrency=2, lease=lease)
+    result = await sender(store, clock, {"email": channel}, cfg).drain()
+    assert (result.claimed, result.sent) == (7, 7)
+    assert len(channel.sent) == 7 and len(set(channel.sent)) == 7
+    assert {r.status for r in await rows(store)} == {models.NotificationStatus.sent}
+    assert (await sender(store, clock, {"email": channel}, cfg).drain()).claimed == 0
+
+
+async def test_outcomes_are_committed_in_groups(store: SqliteStore,
+                                                clock: SimulatedClock) -> None:
+    await change(store, clock, await seed(store, 12))
+    writes: list[int] = []
+    record = store.record_outcomes
+
+    async def counting(outcomes: Sequence[Outcome]) -> None:
+        writes.append(len(outcomes))
+        await record(outcomes)
+
+    store.record_outcomes = counting  # type: ignore[method-assign]
+    result = await sender(store, clock, {"email": Recording()}, settings(concurrency=4)).drain()
+    assert result.sent == 12 and sum(writes) == 12
+    assert len(writes) < 12  # not one transaction per message
+    assert all(r.status is models.NotificationStatus.sent for r in await rows(store))
+
+
+async def test_group_commit_failure_reaches_every_outcome_of_its_group() -> None:
+    written: list[list[int]] = []
+    fail = [True]
+
+    async def write(outcomes: list[Outcome]) -> None:
+        if fail.pop() if fail else False:
+            raise OSError("disk I/O error")
+        written.append([o.id for o in outcomes])
+
+    group = _GroupCommit(write, max_delay=0.01, max_batch=3)
+    first = [group.submit(Outcome(id=i, status="sent")) for i in (1, 2)]
+    results = await asyncio.gather(*first, return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results)
+    # A full group is written without waiting for the delay; later ones still go through.
+    more = [group.submit(Outcome(id=i, status="sent")) for i in (3, 4, 5, 6)]
+    await asyncio.gather(*more)
+    assert sorted(i for ids in written for i in ids) == [3, 4, 5, 6]
+    late = group.submit(Outcome(id=7, status="sent"))
+    group.flush()
+    await late
+    assert written[-1] == [7]
+
+
+@pytest.mark.parametrize(("attempts", "sent"), [(3, True), (2, False)])
+async def test_in_process_attempts_count_the_first_failure(
+        store: SqliteStore, clock: SimulatedClock, attempts: int, sent: bool) -> None:
+    # The first try runs outside tenacity; its failure must still count as attempt 1.
+    await change(store, clock, await seed(store, 1))
+    channel = Recording(transient_failures=2)
+    out = OutboxSender(store=store, clock=clock, settings=settings(), channels={"email": channel},
+                       retry=RetryPolicy(attempts=attempts, wait=wait_none()))
+    result = await out.drain()
+    assert channel.calls == min(attempts, 3)
+    assert (result.sent, result.retried) == ((1, 0) if sent else (0, 1))
 
 
 # ------------------------------------------------------------------------------ push
