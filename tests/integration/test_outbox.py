@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -309,7 +309,7 @@ async def test_stopping_claims_nothing(store: SqliteStore, clock: SimulatedClock
 class Recording:
     """A channel that accepts after a short real pause and records what it was given."""
 
-    name = "email"
+    name: ClassVar[str] = "email"
 
     def __init__(self, *, pause: float = 0.0, transient_failures: int = 0) -> None:
         self.pause = pause
