@@ -126,10 +126,12 @@ class OutboxSender:
         self._in_flight: set[int | None] = set()
 
     async def _record(self, outcome: Outcome) -> None:
-        # Queued, not awaited: the row's concurrency slot is free for the next send while the
-        # outcome waits for its group commit; _send_batch awaits every commit of the batch
-        # before claiming more rows or returning.
-        self._commits.append(self._commit.submit(outcome))
+        # Awaited while the row still holds its concurrency slot: a send is never reported
+        # done before its outcome is committed, so a crash (kill -9) can repeat at most the
+        # ``concurrency`` sends in flight, not a pile of finished-but-unsaved ones (which is
+        # what happens when a long poll-tick transaction holds the database). Concurrent
+        # outcomes still share one transaction (the group flushes once every slot has one).
+        await self._commit.submit(outcome)
 
     # ------------------------------------------------------------------ the job
 
@@ -145,6 +147,7 @@ class OutboxSender:
             metrics.sends.labels(channel="any", outcome="dead").inc(result.dead)
         await self._pause_broken(now)
         batch_size = max(1, n.batch_size)
+        self._commit.max_batch = max(1, n.concurrency)
         batch = None if self.stopping() else await self._claim(batch_size)
         while batch is not None:
             result.claimed += len(batch.rows)
@@ -389,10 +392,10 @@ class _GroupCommit:
     to the database thread."""
 
     def __init__(self, write: Callable[[list[Outcome]], Awaitable[None]], *,
-                 max_delay: float = 0.02, max_batch: int = 64) -> None:
+                 max_delay: float = 0.005, max_batch: int = 64) -> None:
         self._write = write
         self._max_delay = max_delay
-        self._max_batch = max_batch
+        self.max_batch = max_batch
         self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._full: asyncio.Event | None = None
@@ -403,7 +406,7 @@ class _GroupCommit:
         if self._task is None or self._task.done():
             self._full = asyncio.Event()
             self._task = asyncio.create_task(self._run(self._full))
-        if len(self._queue) >= self._max_batch:
+        if len(self._queue) >= self.max_batch:
             self.flush()
         return future
 
