@@ -103,6 +103,7 @@ class Parcel:
     carrier: str
     number: str
     scenario: str
+    zone: str  # the destination's zone: the shop knows where its customer lives
     # (class, instant) of the first watched event of each class during the run.
     watched: tuple[tuple[str, datetime], ...]
 
@@ -180,14 +181,17 @@ def make_parcels(base_url: str, count: int, rng: random.Random, end: datetime) -
                 "number": number, "carrier": carrier, "scenario": scenario,
                 "start": start.isoformat()})
             reply.raise_for_status()
+            timeline = reply.json()
             first: dict[str, datetime] = {}
-            for event in reply.json()["events"]:
+            for event in timeline["events"]:
                 cls = WATCHED.get(event["status"])
                 at = datetime.fromisoformat(event["at"])
                 if cls is not None and cls not in first and START <= at < end:
                     first[cls] = at
             parcels.append(Parcel(order_id=f"B{i:05d}", carrier=carrier, number=number,
-                                  scenario=scenario, watched=tuple(sorted(first.items()))))
+                                  scenario=scenario,
+                                  zone=timeline["route"]["destination"]["zone"],
+                                  watched=tuple(sorted(first.items()))))
     return parcels
 
 
@@ -245,7 +249,7 @@ async def run_ours(settings: config.Settings, clock: SimulatedClock, parcels: Se
             mine.adapters[name] = Recording(mine.adapters[name], seen, clock)
         await app.store.upsert_orders([
             OrderInput(id=p.order_id, email=f"{p.order_id.lower()}@example.com",
-                       tz="America/New_York", oms_status=OmsStatus.processing,
+                       tz=p.zone, oms_status=OmsStatus.processing,
                        shipments=(ShipmentInput(carrier=p.carrier, tracking_number=p.number),))
             for p in parcels], now=clock.now())
         while clock.now() < end:

@@ -171,6 +171,14 @@ class PollingSettings:
     batch_limit: int = 2000
     circuit_failures: int = 5
     circuit_open_for: timedelta = timedelta(minutes=5)
+    # Spare budget is spent polling where news is likely ahead of schedule, but never one
+    # shipment more often than this (a good API citizen, also for carriers with no quota).
+    min_interval: timedelta = timedelta(minutes=15)
+    # Local hours at the destination (the customer's zone) in which parcels go out for
+    # delivery and are delivered: from start_hour on the EDD day, shipments near delivery
+    # are polled without back-off; outside these hours nothing is polled eagerly.
+    delivery_hours_start: int = 6
+    delivery_hours_end: int = 21
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,21 +3,27 @@
 For each enabled carrier: read its health, work out this tick's request budget (quota windows,
 circuit, Retry-After; ``notifier.budget``), select due shipments (index only, oldest due first),
 spend the budget where a poll is most useful (``schedule.select_within_budget``), push the rest
-back, poll in batches with bounded concurrency while a pacer keeps the per-second limit in real
-time, then write everything of the tick in one transaction per carrier. Time the carrier could
-not be polled is recorded as blind time, so an outage never reads as a stale shipment.
+back, spend budget the quota would otherwise lose on polls ahead of schedule where news is
+likely (never one shipment more often than ``min_interval``), poll in batches with bounded
+concurrency while a pacer keeps the per-second limit in real time, then write everything of
+the tick in one transaction per carrier. The schedule works in each destination's local time
+(the customer's zone stands in for it). Time the carrier could not be polled is recorded as
+blind time, so an outage never reads as a stale shipment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from carriers.base import Carrier
 from carriers.errors import (
@@ -26,13 +32,14 @@ from carriers.errors import (
     CarrierPayloadError,
     CarrierRateLimited,
 )
-from carriers.model import BatchResult, Status, TrackingEvent
+from carriers.model import BatchResult, TrackingEvent
 from notifier import budget, metrics, schedule
 from notifier.app import App
 from notifier.carriers_factory import Carriers, build_carriers
-from notifier.config import Settings
+from notifier.config import PollingSettings, Settings
 from notifier.domain import DomainEvent
 from notifier.models import CarrierHealth, Shipment
+from notifier.schedule import LocalDay
 from notifier.tracking import apply_deferral, apply_failure, apply_result
 
 __all__ = ["Pacer", "Poller", "TickReport", "install"]
@@ -121,10 +128,11 @@ class Poller:
         allowance = budget.tick_budget(health, cfg, now=now, tick=tick, real_tick_s=real_tick,
                                        carrier=name)
         due = await app.store.due_shipments(name, now, policy.batch_limit)
+        local = await self._local(s.order_id for s in due)
         if not due and allowance > 0:
             # Nothing due, budget to spare: see whether a poll ahead of time is worth it.
             due_ahead = await self._ahead(name, (), (), allowance=allowance,
-                                          batch_size=adapter.max_batch, now=now)
+                                          batch_size=adapter.max_batch, now=now, local=local)
         else:
             due_ahead = []
         if not due and not due_ahead:
@@ -132,47 +140,66 @@ class Poller:
                 await app.store.save_health(health)
             return
         metrics.due_backlog.labels(name).set(len(due))
-        exceptions = {s.id for s in due if s.id is not None and s.status.value in (
-            "exception", "failed_attempt")}
+        # No open-exception bonus from the status: the status already ranks a problem (an
+        # extra bonus would put it above out for delivery, where news is likelier).
         chosen, deferred = schedule.select_within_budget(
-            due, budget=allowance, now=now, open_exceptions=exceptions,
-            batch_size=adapter.max_batch)
+            due, budget=allowance, now=now, open_exceptions=(),
+            batch_size=adapter.max_batch, local=local)
         work = _CarrierTick()
-        if deferred and (allowance == 0 or len(due) >= policy.batch_limit or
-                         budget.window_resets_at(health, cfg, now=now) is not None):
-            # Budget spent for now: push the rest to when it comes back, spread by priority.
-            resets = budget.window_resets_at(health, cfg, now=now) or now + tick
-            spread = max(tick, timedelta(minutes=5))
-            for rank, s in enumerate(deferred):
-                until = schedule.defer_time(now, window_resets_at=resets, spread=spread,
-                                            rank=rank, total=len(deferred))
+        resets_at = budget.window_resets_at(health, cfg, now=now)
+        if deferred and (resets_at is not None or len(due) >= policy.batch_limit):
+            # Quota window spent or carrier blocked: push the rest to when it comes back. All
+            # at that instant, not spread: the window's smoothed budget paces them in
+            # priority order, and a spread would leave the window's first tick almost idle.
+            # Within a window whose budget is only smoothed to nothing this tick, the rest
+            # stays due and competes again next tick (pushing it a tick or two would leave
+            # the next tick with nothing due and its budget unspent).
+            until = resets_at or now + tick
+            for s in deferred:
                 work.shipments.append(apply_deferral(s, now=now, until=until))
             report.deferred += len(deferred)
         if due_ahead:
             chosen = due_ahead
         elif not deferred and allowance > 0:
             chosen = chosen + await self._ahead(name, due, chosen, allowance=allowance,
-                                                batch_size=adapter.max_batch, now=now)
+                                                batch_size=adapter.max_batch, now=now,
+                                                local=local)
         if chosen:
-            health = await self._poll(name, adapter, chosen, health, work, report, now)
+            health = await self._poll(name, adapter, chosen, health, work, report, now,
+                                      local)
         await app.store.save_tick(shipments=work.shipments, new_events=work.events,
                                   domain_events=work.domain, health=[health],
                                   dirty_orders=work.dirty, now=now)
         metrics.circuit_state.labels(name).set(1 if health.circuit_state in ("open", "paused")
                                                else 0)
 
+    async def _local(self, order_ids: Iterable[str]) -> dict[str, LocalDay]:
+        """Destination zone and delivery hours per order, where the customer's zone is known."""
+        policy = self.app.settings.polling
+        out: dict[str, LocalDay] = {}
+        for order_id, tz in (await self.app.store.order_zones(order_ids)).items():
+            where = _local_day(tz, policy.delivery_hours_start, policy.delivery_hours_end)
+            if where is not None:
+                out[order_id] = where
+        return out
+
     async def _ahead(self, name: str, due: Sequence[Shipment], chosen: Sequence[Shipment], *,
-                     allowance: int, batch_size: int, now: datetime) -> list[Shipment]:
+                     allowance: int, batch_size: int, now: datetime,
+                     local: dict[str, LocalDay]) -> list[Shipment]:
         """Shipments not yet due to poll in this tick, when everything due fits the budget.
 
         Budget left unspent in a tick is lost (the quota windows do not carry it over), and
         with a fixed schedule a parcel that goes out for delivery right after a poll waits a
-        whole (backed-off) interval to be seen. So (bench/polling.py measured this against a
-        fixed-interval round robin): (1) free places in the last batch request, which cost
-        nothing, go to the shipments due soonest by priority; (2) spare whole requests go only
-        to shipments where a poll is likely to reveal something now (out for delivery, open
-        exceptions, at or past the EDD), highest priority first, so the starvation term of
-        ``poll_priority`` rotates them. Never more requests than ``allowance``.
+        whole interval to be seen. So (bench/polling.py measured this against a fixed-interval
+        round robin): (1) free places in the last batch request, which cost nothing, go to the
+        best candidates by priority; (2) spare whole requests go only to shipments where news
+        is likely now (``schedule.likely_news``: out for delivery, a fresh problem, the
+        delivery window during delivery hours), highest priority first, so the starvation term
+        of ``poll_priority`` rotates them; the last such request is filled up to the batch
+        size with the next best. No candidate was polled less than ``min_interval`` ago, so
+        a carrier without an hourly or daily quota (only a per-second rate) is not polled for
+        a shipment every tick. Never more requests than ``allowance``. ``local`` gains the
+        zones of the candidates.
         """
         size = max(1, batch_size)
         spare = allowance - math.ceil(len(chosen) / size)
@@ -181,19 +208,29 @@ class Poller:
             return []
         policy = self.app.settings.polling
         taken = {s.id for s in due}
-        ahead = [s for s in await self.app.store.due_shipments(
-            name, now + policy.max_interval, policy.batch_limit) if s.id not in taken]
-        if not ahead:
+        recent = now - policy.min_interval
+        pool = [s for s in await self.app.store.due_shipments(
+                    name, now + policy.max_interval, policy.batch_limit)
+                if s.id not in taken and (s.last_poll_at is None or s.last_poll_at <= recent)]
+        if not pool:
             return []
-        ranked = sorted(ahead, key=lambda s: -schedule.poll_priority(
-            s, now=now, has_open_exception=s.status in _PROBLEMS))
-        extra = ranked[:free]
-        useful = [s for s in ranked[free:] if _likely_news(s, now)]
-        return extra + useful[:spare * size]
+        local.update(await self._local(s.order_id for s in pool if s.order_id not in local))
+        ranked = sorted(pool, key=lambda s: -schedule.poll_priority(
+            s, now=now, has_open_exception=False, local=local.get(s.order_id)))
+        extra, rest = ranked[:free], ranked[free:]
+        if spare <= 0:
+            return extra
+        news = [s for s in rest
+                if schedule.likely_news(s, now=now, local=local.get(s.order_id))][:spare * size]
+        if not news:
+            return extra
+        picked = {id(s) for s in news}
+        fill = [s for s in rest if id(s) not in picked][:(-len(news)) % size]
+        return extra + news + fill
 
     async def _poll(self, name: str, adapter: Carrier, chosen: Sequence[Shipment],
                     health: CarrierHealth, work: _CarrierTick, report: TickReport,
-                    now: datetime) -> CarrierHealth:
+                    now: datetime, local: Mapping[str, LocalDay]) -> CarrierHealth:
         app = self.app
         size = max(1, adapter.max_batch)
         batches = [list(chosen[i:i + size]) for i in range(0, len(chosen), size)]
@@ -202,35 +239,46 @@ class Poller:
         limit = asyncio.Semaphore(getattr(app.settings.carriers, name).concurrency)
         pacer = self._pacer(name)
         stop = False
+        # The adapter counts its HTTP requests (token calls, one GET per number where a batch
+        # endpoint is missing) in one counter shared by the concurrent batches, so it is read
+        # around the whole tick: each attempted batch counts one request as it finishes, and
+        # whatever the counter says beyond that is added at the end.
+        made_before = getattr(adapter, "requests_made", None)
+        attempted = 0
 
         async def one(batch: list[Shipment]
-                      ) -> tuple[list[Shipment], BatchResult | Exception | None, int]:
+                      ) -> tuple[list[Shipment], BatchResult | Exception | None]:
             async with limit:
                 if stop or app.stopping:
-                    return batch, None, 0  # not attempted
+                    return batch, None  # not attempted
                 await pacer.wait()
-                before = getattr(adapter, "requests_made", 0)
                 try:
                     result: BatchResult | Exception = await adapter.track(
                         [s.tracking_number for s in batch])
                 except CarrierError as exc:
                     result = exc
-                return batch, result, max(1, getattr(adapter, "requests_made", before) - before)
+                return batch, result
 
         tasks = [asyncio.ensure_future(one(b)) for b in batches]
         for finished in asyncio.as_completed(tasks):
-            batch, result, used = await finished
+            batch, result = await finished
             if result is None:
                 continue  # not attempted: stays due, nothing counted
-            report.requests += used
-            health = budget.after_requests(health, used, now=now)
+            attempted += 1
+            report.requests += 1
+            health = budget.after_requests(health, 1, now=now)
             if isinstance(result, Exception):
                 health, stop = self._failed(name, batch, result, health, work, report, now,
                                             stop)
                 continue
             health = budget.after_success(health, now=now)
             metrics.polls.labels(name, "ok").inc()
-            self._apply(batch, result, known, promised, work, report, now)
+            self._apply(batch, result, known, promised, work, report, now, local)
+        if isinstance(made_before, int):
+            extra = int(getattr(adapter, "requests_made", made_before)) - made_before - attempted
+            if extra > 0:
+                report.requests += extra
+                health = budget.after_requests(health, extra, now=now)
         report.by_carrier[name] = report.by_carrier.get(name, 0) + len(chosen)
         return health
 
@@ -274,7 +322,7 @@ class Poller:
 
     def _apply(self, batch: list[Shipment], result: BatchResult, known: dict[int, set[str]],
                promised: Mapping[str, date | None], work: _CarrierTick, report: TickReport,
-               now: datetime) -> None:
+               now: datetime, local: Mapping[str, LocalDay]) -> None:
         by_number = {r.tracking_number: r for r in result.results}
         settings = self.app.settings.polling
         for s in batch:
@@ -285,11 +333,14 @@ class Poller:
                 work.shipments.append(apply_failure(s, now=now, retry_in=settings.exception))
                 continue
             report.unknown_codes += len(r.unknown_codes)
+            rand = self.rng.random()
             outcome = apply_result(s, r, known=known.get(s.id or 0, set()), now=now,
-                                   policy=settings, rand=self.rng.random(),
+                                   policy=settings, rand=rand,
                                    promised=promised.get(s.order_id))
             report.polled += 1
-            work.shipments.append(outcome.shipment)
+            work.shipments.append(_localised(outcome.shipment, changed=outcome.changed,
+                                             now=now, policy=settings, rand=rand,
+                                             local=local.get(s.order_id)))
             work.dirty.add(s.order_id)  # rules re-run after every successful poll
             if outcome.new_events and s.id is not None:
                 work.events[s.id] = list(outcome.new_events)
@@ -299,20 +350,32 @@ class Poller:
             work.domain.extend(outcome.domain_events)
 
 
-_PROBLEMS = frozenset({Status.exception, Status.failed_attempt})
-_LATE = timedelta(days=2)
+def _localised(shipment: Shipment, *, changed: bool, now: datetime, policy: PollingSettings,
+               rand: float, local: LocalDay | None) -> Shipment:
+    """``apply_result`` schedules without the destination's zone; where it is known, the next
+    poll is worked out again in local time (same inputs, same jitter). A stop or an expiry
+    does not depend on the zone and is kept as it is."""
+    if local is None or shipment.next_poll_at is None:
+        return shipment
+    nxt, _ = schedule.next_poll_at(shipment, now=now, policy=policy, changed=changed,
+                                   rand=rand, local=local)
+    return dataclasses.replace(shipment, next_poll_at=nxt) if nxt is not None else shipment
 
 
-def _likely_news(s: Shipment, now: datetime) -> bool:
-    """Worth a spare request before its time: a delivery or a problem is expected soon."""
-    if s.status is Status.out_for_delivery or s.status in _PROBLEMS:
-        return True
-    edd = s.current_edd or s.first_edd
-    # At or past the EDD, but not long past it: a parcel two days late is polled on its
-    # schedule (a stale one would otherwise soak up every spare request).
-    return (s.status in (Status.in_transit, Status.unknown, Status.info_received)
-            and edd is not None and edd.end >= (now - _LATE).date()
-            and schedule.at_or_past_edd(s, now=now))
+# The default zone of an order whose shop never said: not a real destination, so the schedule
+# falls back to "the EDD day may have begun anywhere" rather than UTC delivery hours.
+_UNKNOWN_ZONES = frozenset({"", "UTC"})
+
+
+@lru_cache(maxsize=1024)
+def _local_day(tz: str, start_hour: int, end_hour: int) -> LocalDay | None:
+    if tz in _UNKNOWN_ZONES:
+        return None
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return LocalDay(tz=zone, start_hour=start_hour, end_hour=end_hour)
 
 
 def install(app: App) -> Poller:

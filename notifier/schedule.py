@@ -2,17 +2,23 @@
 
 Pure: no I/O, no clock. ``next_poll_at`` picks a shipment's next poll from its status and how
 long nothing has changed (techTRACK-style back-off, reset by a new event), a few confirmation
-polls after delivery, and expiry after a maximum age. ``select_within_budget`` spends a
-carrier's request budget where an update is most likely and most useful, never exceeds it,
-and lets a long-waiting shipment climb until it wins (ha-ups 1.0.1 starved one code).
+polls after delivery, and expiry after a maximum age. Near delivery nothing backs off: out for
+delivery, and the delivery window (from the morning of the EDD's first day, local time at the
+destination, to the end of the day after its last day) are polled at their base interval
+during delivery hours, and a quiet shipment's next poll never overshoots the start of the
+next delivery morning. ``select_within_budget`` spends a carrier's request budget where an
+update is most likely and most useful, never exceeds it, and lets a long-waiting shipment
+climb until it wins (ha-ups 1.0.1 starved one code). ``likely_news`` says where a spare
+request (one the quota would otherwise lose) is worth spending ahead of schedule.
 ``defer_time`` spreads the shipments left over so they do not all come back at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from carriers.model import Status
@@ -22,25 +28,37 @@ if TYPE_CHECKING:  # annotations only: the schedule never loads configuration it
     from notifier.config import PollingSettings
 
 __all__ = [
+    "LocalDay",
     "at_or_past_edd",
     "base_interval",
     "defer_time",
+    "delivery_window",
+    "in_delivery_hours",
+    "likely_news",
     "next_poll_at",
     "poll_priority",
     "select_within_budget",
 ]
 
-# An EDD is a local date at the destination, which this module does not know. A day "has begun
-# somewhere" 14 hours before it begins in UTC (UTC+14 is the earliest zone): polling a few hours
-# early near delivery costs little, missing the delivery day costs a lot.
+# An EDD is a local date at the destination. Without the destination's zone, a day "has begun
+# somewhere" 14 hours before it begins in UTC (UTC+14 is the earliest zone) and has ended
+# everywhere 12 hours after it ends in UTC (UTC-12 is the latest): polling a few hours early
+# near delivery costs little, missing the delivery day costs a lot.
 _EARLIEST_ZONE = timedelta(hours=14)
+_LATEST_ZONE = timedelta(hours=12)
+# How far a delivery window is searched for its next delivery morning (EDD windows are days).
+_MAX_WINDOW_DAYS = 14
+# Out for delivery or a problem scan older than this is no longer "news is likely" (a parcel
+# stuck in that status is polled on its schedule, not with every spare request).
+_NEWS_MAX_AGE = timedelta(days=1)
 
 # Priority: a base per situation plus a starvation term that grows with time since the last
 # poll attempt. With these figures a pending shipment left waiting about 20 hours outranks an
 # out-for-delivery one polled just now, so nothing waits forever behind busy neighbours.
 _STARVATION_PER_HOUR = 5.0
 _OPEN_EXCEPTION_BONUS = 50.0
-_PAST_EDD_BASE = 80.0
+_PAST_EDD_BASE = 80.0   # in the delivery window, during delivery hours
+_LATE_BASE = 30.0       # past the delivery window: late, worth a little more than in transit
 _STATUS_BASE: dict[Status, float] = {
     Status.out_for_delivery: 100.0,
     Status.failed_attempt: 60.0,
@@ -61,16 +79,54 @@ _EDD_SENSITIVE = frozenset(
     {Status.pending, Status.info_received, Status.in_transit, Status.unknown, Status.exception,
      Status.failed_attempt}
 )
+_PROBLEMS = frozenset({Status.exception, Status.failed_attempt})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalDay:
+    """Where a parcel is delivered and when deliveries happen there.
+
+    ``tz`` is the destination's zone (the customer's zone stands in for it); deliveries and
+    out-for-delivery scans happen between ``start_hour`` and ``end_hour`` local time. Outside
+    those hours nothing near delivery is polled eagerly.
+    """
+
+    tz: tzinfo
+    start_hour: int = 6
+    end_hour: int = 21
+
+    def in_hours(self, now: datetime) -> bool:
+        hour = now.astimezone(self.tz).hour
+        return self.start_hour <= hour < self.end_hour
+
+    def morning(self, day: date) -> datetime:
+        """The instant delivery hours begin on local ``day``."""
+        hour = min(max(self.start_hour, 0), 23)
+        return datetime.combine(day, time(hour), tzinfo=self.tz).astimezone(UTC)
+
+    def next_morning(self, now: datetime) -> datetime:
+        """The next start of delivery hours strictly after ``now``."""
+        today = now.astimezone(self.tz).date()
+        first = self.morning(today)
+        return first if first > now else self.morning(today + timedelta(days=1))
 
 
 def next_poll_at(
-    shipment: Shipment, *, now: datetime, policy: PollingSettings, changed: bool, rand: float
+    shipment: Shipment, *, now: datetime, policy: PollingSettings, changed: bool, rand: float,
+    local: LocalDay | None = None,
 ) -> tuple[datetime | None, Status | None]:
     """When to poll ``shipment`` next, after a poll at ``now``; (None, ...) means stop polling.
 
     ``shipment`` is the stored state after this poll's result was applied, with
     ``unchanged_polls`` already counted (0 after a change, +1 after an unchanged poll).
     ``changed`` (a new event) resets the back-off. ``rand`` in [0, 1) picks the jitter.
+    ``local`` is the destination's zone and delivery hours, when known.
+
+    Out for delivery, and an EDD-sensitive status inside its delivery window, are not backed
+    off during delivery hours (news is expected any moment); everything else backs off while
+    nothing changes. A backed-off interval never runs past the next delivery morning inside
+    the window (or, out for delivery, the next morning at all): the first poll of the
+    delivery day happens when deliveries start.
 
     Returns (next instant, status override): ``(None, Status.expired)`` when the shipment
     outlived ``max_age`` undelivered (stop and mark it expired); ``(None, None)`` to stop after
@@ -92,15 +148,19 @@ def next_poll_at(
         return now + _jittered(policy.delivered_confirmation_interval, policy, rand), None
     if expires_at is not None and now >= expires_at:
         return None, Status.expired
-    base = base_interval(shipment, now=now, policy=policy)
-    interval = _backed_off(base, unchanged, policy)
+    base = base_interval(shipment, now=now, policy=policy, local=local)
+    interval = base if _eager(shipment, now, local) else _backed_off(base, unchanged, policy)
     nxt = now + _jittered(interval, policy, rand)
+    wake = _next_wake(shipment, now, local)
+    if wake is not None and nxt > wake:
+        nxt = wake
     if expires_at is not None and nxt > expires_at:
         nxt = expires_at  # come back exactly when it expires, so expiry is not late
     return nxt, None
 
 
-def base_interval(shipment: Shipment, *, now: datetime, policy: PollingSettings) -> timedelta:
+def base_interval(shipment: Shipment, *, now: datetime, policy: PollingSettings,
+                  local: LocalDay | None = None) -> timedelta:
     """The un-backed-off interval for the shipment's status (shorter at or past its EDD)."""
     by_status: dict[Status, timedelta] = {
         Status.pending: policy.pending,
@@ -113,27 +173,105 @@ def base_interval(shipment: Shipment, *, now: datetime, policy: PollingSettings)
         Status.unknown: policy.unknown,
     }
     interval = by_status.get(shipment.status, policy.unknown)
-    if shipment.status in _EDD_SENSITIVE and at_or_past_edd(shipment, now=now):
+    if shipment.status in _EDD_SENSITIVE and at_or_past_edd(shipment, now=now, local=local):
         interval = min(interval, policy.at_or_past_edd)
     return interval
 
 
-def at_or_past_edd(shipment: Shipment, *, now: datetime) -> bool:
-    """True once the first day of the shipment's EDD may have begun at its destination."""
+def delivery_window(shipment: Shipment, *, local: LocalDay | None = None
+                    ) -> tuple[datetime, datetime] | None:
+    """[opens, closes) of the shipment's delivery window, or None without an EDD.
+
+    It opens when delivery hours begin on the EDD's first day and closes at the end of the
+    day after its last day (a late scan, a parcel a day late), local time at the destination.
+    Without the destination's zone it opens when that first day may have begun anywhere and
+    closes when the day after the last may have ended everywhere.
+    """
     edd = shipment.current_edd or shipment.first_edd
     if edd is None:
+        return None
+    after = edd.end + timedelta(days=2)
+    if local is None:
+        return (datetime.combine(edd.start, time(0), tzinfo=UTC) - _EARLIEST_ZONE,
+                datetime.combine(after, time(0), tzinfo=UTC) + _LATEST_ZONE)
+    return (local.morning(edd.start),
+            datetime.combine(after, time(0), tzinfo=local.tz).astimezone(UTC))
+
+
+def at_or_past_edd(shipment: Shipment, *, now: datetime, local: LocalDay | None = None) -> bool:
+    """True once the shipment's delivery window has opened (see :func:`delivery_window`)."""
+    window = delivery_window(shipment, local=local)
+    return window is not None and now >= window[0]
+
+
+def in_delivery_hours(now: datetime, local: LocalDay | None) -> bool:
+    """Whether deliveries may happen at ``now`` at the destination (always, zone unknown)."""
+    return local is None or local.in_hours(now)
+
+
+def _in_window(shipment: Shipment, now: datetime, local: LocalDay | None) -> bool:
+    window = delivery_window(shipment, local=local)
+    return window is not None and window[0] <= now < window[1]
+
+
+def _eager(shipment: Shipment, now: datetime, local: LocalDay | None) -> bool:
+    """Near delivery, during delivery hours: polled at the base interval, never backed off."""
+    if not in_delivery_hours(now, local):
         return False
-    first_day = datetime.combine(edd.start, time(0), tzinfo=UTC) - _EARLIEST_ZONE
-    return now >= first_day
+    if shipment.status is Status.out_for_delivery:
+        return True
+    return shipment.status in _EDD_SENSITIVE and _in_window(shipment, now, local)
 
 
-def poll_priority(shipment: Shipment, *, now: datetime, has_open_exception: bool) -> float:
-    """Higher polls first: out for delivery, at/past EDD, open exceptions, then the rest; every
-    hour since the last poll attempt adds a little so no shipment starves."""
+def _next_wake(shipment: Shipment, now: datetime, local: LocalDay | None) -> datetime | None:
+    """The next instant after ``now`` at which the shipment turns eager, if any soon."""
+    if shipment.status is Status.out_for_delivery:
+        return local.next_morning(now) if local is not None else None
+    if shipment.status not in _EDD_SENSITIVE:
+        return None
+    window = delivery_window(shipment, local=local)
+    if window is None or now >= window[1]:
+        return None
+    opens, closes = window
+    if local is None or now < opens:
+        return opens if now < opens else None
+    wake = local.next_morning(now)
+    return wake if wake < closes else None
+
+
+def likely_news(shipment: Shipment, *, now: datetime, local: LocalDay | None = None) -> bool:
+    """Worth a spare request before its time: a delivery or a problem's outcome is expected.
+
+    Out for delivery or a problem scan of the last day, or an EDD-sensitive status inside its
+    delivery window, during delivery hours at the destination.
+    """
+    if not in_delivery_hours(now, local):
+        return False
+    status = shipment.status
+    if status is Status.out_for_delivery or status in _PROBLEMS:
+        seen = shipment.last_event_at or shipment.last_change_at
+        return seen is None or now - seen <= _NEWS_MAX_AGE
+    return status in _EDD_SENSITIVE and _in_window(shipment, now, local)
+
+
+def poll_priority(shipment: Shipment, *, now: datetime, has_open_exception: bool,
+                  local: LocalDay | None = None) -> float:
+    """Higher polls first: out for delivery, the delivery window, problems, in transit, then
+    the rest; every hour since the last poll attempt adds a little so no shipment starves.
+
+    Out of delivery hours at the destination, out for delivery and the delivery window count
+    as in transit: nothing is delivered at night.
+    """
     status = shipment.status
     base = _STATUS_BASE.get(status, _STATUS_BASE[Status.unknown])
-    if status in _EDD_SENSITIVE and at_or_past_edd(shipment, now=now):
-        base = max(base, _PAST_EDD_BASE)
+    hours = in_delivery_hours(now, local)
+    if status is Status.out_for_delivery and not hours:
+        base = _STATUS_BASE[Status.in_transit]
+    if status in _EDD_SENSITIVE:
+        if hours and _in_window(shipment, now, local):
+            base = max(base, _PAST_EDD_BASE)
+        elif at_or_past_edd(shipment, now=now, local=local):
+            base = max(base, _LATE_BASE)
     if has_open_exception:
         base += _OPEN_EXCEPTION_BONUS
     # Measured from the last attempt, not from next_poll_at: deferring a shipment moves its
@@ -150,6 +288,7 @@ def select_within_budget(
     now: datetime,
     open_exceptions: Collection[int],
     batch_size: int,
+    local: Mapping[str, LocalDay] | None = None,
 ) -> tuple[list[Shipment], list[Shipment]]:
     """Split ``due`` into (poll now, deferred), both highest priority first.
 
@@ -157,13 +296,16 @@ def select_within_budget(
     carrier, so shipments are packed per carrier and a lower-priority shipment may still ride
     in a batch already paid for. The requests needed for the chosen shipments never exceed
     ``budget``; every element of ``due`` lands in exactly one of the two lists. The index of
-    a shipment in the deferred list is its ``rank`` for :func:`defer_time`.
+    a shipment in the deferred list is its ``rank`` for :func:`defer_time`. ``local`` maps
+    an order id to its destination's zone and delivery hours, where known.
     """
     size = max(1, batch_size)
 
     def rank_key(s: Shipment) -> tuple[float, datetime, int]:
         urgent = s.id is not None and s.id in open_exceptions
-        return (-poll_priority(s, now=now, has_open_exception=urgent), s.next_poll_at or now,
+        where = local.get(s.order_id) if local is not None else None
+        return (-poll_priority(s, now=now, has_open_exception=urgent, local=where),
+                s.next_poll_at or now,
                 s.id if s.id is not None else -1)
 
     ranked = sorted(due, key=rank_key)

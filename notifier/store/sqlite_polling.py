@@ -76,6 +76,19 @@ class PollingQueries(SqliteCore):
                     out[row[0]] = date_from_db(row[1])
         return out
 
+    async def order_zones(self, order_ids: Iterable[str]) -> dict[str, str]:
+        """Each order's customer time zone (IANA name): the poll schedule's stand-in for the
+        destination's zone, where the EDD's date and the delivery hours are local."""
+        ids = sorted(set(order_ids))
+        out: dict[str, str] = {}
+        for chunk in chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            async with self.db.execute(
+                    f"SELECT id, tz FROM orders WHERE id IN ({marks})", chunk) as cur:
+                for row in await cur.fetchall():
+                    out[row[0]] = row[1]
+        return out
+
     async def carrier_health(self, carrier: str) -> models.CarrierHealth:
         async with self.db.execute("SELECT * FROM carrier_health WHERE carrier = ?",
                                    (carrier,)) as cur:
