@@ -196,13 +196,18 @@ class Poller:
         is likely now (``schedule.likely_news``: out for delivery, a fresh problem, the
         delivery window during delivery hours), highest priority first, so the starvation term
         of ``poll_priority`` rotates them; the last such request is filled up to the batch
-        size with the next best. No candidate was polled less than ``min_interval`` ago, so
-        a carrier without an hourly or daily quota (only a per-second rate) is not polled for
-        a shipment every tick. Never more requests than ``allowance``. ``local`` gains the
-        zones of the candidates.
+        size with the next best. Spare requests exist only under an hourly or daily quota:
+        a carrier limited per second only (UPS in production) is polled on schedule. No
+        candidate was polled less than ``min_interval`` ago, so no shipment is polled every
+        tick. Never more requests than ``allowance``. ``local`` gains the candidates' zones.
         """
         size = max(1, batch_size)
-        spare = allowance - math.ceil(len(chosen) / size)
+        cfg = getattr(self.app.settings.carriers, name)
+        # Only an hourly or daily quota loses what a tick leaves unspent. A carrier limited
+        # per second only has no spare budget to use up: its extra requests would be load on
+        # the carrier and nothing else, so it is polled on schedule (free batch places aside).
+        quota = bool(cfg.requests_per_hour or cfg.requests_per_day)
+        spare = allowance - math.ceil(len(chosen) / size) if quota else 0
         free = (-len(chosen)) % size
         if spare <= 0 and free == 0:
             return []

@@ -126,7 +126,8 @@ def next_poll_at(
     off during delivery hours (news is expected any moment); everything else backs off while
     nothing changes. A backed-off interval never runs past the next delivery morning inside
     the window (or, out for delivery, the next morning at all): the first poll of the
-    delivery day happens when deliveries start.
+    delivery day happens when deliveries start (or ``min_interval`` after this poll, if
+    later).
 
     Returns (next instant, status override): ``(None, Status.expired)`` when the shipment
     outlived ``max_age`` undelivered (stop and mark it expired); ``(None, None)`` to stop after
@@ -153,7 +154,9 @@ def next_poll_at(
     nxt = now + _jittered(interval, policy, rand)
     wake = _next_wake(shipment, now, local)
     if wake is not None and nxt > wake:
-        nxt = wake
+        # Not sooner than min_interval, though: a poll just before the delivery morning
+        # must not be followed by another a tick later.
+        nxt = max(wake, min(nxt, now + policy.min_interval))
     if expires_at is not None and nxt > expires_at:
         nxt = expires_at  # come back exactly when it expires, so expiry is not late
     return nxt, None

@@ -6,6 +6,7 @@ import dataclasses
 import math
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +16,11 @@ from carriers.model import DeliveryWindow, Status
 from notifier.config import PollingSettings
 from notifier.models import Shipment
 from notifier.schedule import (
+    LocalDay,
     at_or_past_edd,
     defer_time,
+    delivery_window,
+    likely_news,
     next_poll_at,
     poll_priority,
     select_within_budget,
@@ -322,3 +326,83 @@ def test_defer_times_are_spread_and_ordered(total: int, spread_s: int) -> None:
 def test_zero_interval_is_not_backed_off_into_an_error() -> None:
     eager = dataclasses.replace(NO_JITTER, in_transit=timedelta(0))
     assert nxt(ship(unchanged_polls=3), changed=False, policy=eager) == (NOW, None)
+
+
+# --- destination-aware delivery window -------------------------------------------------------
+
+NY = LocalDay(tz=ZoneInfo("America/New_York"))  # delivery hours 06:00-21:00 local
+# 2025-03-10 is a Monday; New York is on EDT (UTC-4) from 2025-03-09.
+MORNING = datetime(2025, 3, 10, 10, tzinfo=UTC)   # 06:00 in New York
+NIGHT = datetime(2025, 3, 11, 3, tzinfo=UTC)      # 23:00 on the 10th in New York
+
+
+def test_delivery_window_in_local_time() -> None:
+    s = ship(current_edd=TODAY)
+    assert delivery_window(s, local=NY) == (MORNING, datetime(2025, 3, 12, 4, tzinfo=UTC))
+    assert not at_or_past_edd(s, now=MORNING - timedelta(minutes=1), local=NY)
+    assert at_or_past_edd(s, now=MORNING, local=NY)
+    # Without the zone: opens when the day may have begun anywhere, closes when the day
+    # after may have ended everywhere.
+    assert delivery_window(s) == (datetime(2025, 3, 9, 10, tzinfo=UTC),
+                                  datetime(2025, 3, 12, 12, tzinfo=UTC))
+    assert delivery_window(ship()) is None
+    ranged = ship(current_edd=DeliveryWindow(start=date(2025, 3, 10), end=date(2025, 3, 12)))
+    assert delivery_window(ranged, local=NY) == (MORNING, datetime(2025, 3, 14, 4, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("s", "now", "expected"),
+    [
+        pytest.param(ship(current_edd=TODAY, unchanged_polls=6), MORNING + 2 * H,
+                     MORNING + 3 * H, id="window-in-hours-not-backed-off"),
+        pytest.param(ship(status=Status.out_for_delivery, current_edd=TODAY, unchanged_polls=6),
+                     MORNING + 2 * H, MORNING + 2.5 * H, id="out-for-delivery-not-backed-off"),
+        pytest.param(ship(current_edd=TODAY, unchanged_polls=6), NIGHT,
+                     datetime(2025, 3, 11, 10, tzinfo=UTC), id="window-night-waits-for-morning"),
+        pytest.param(ship(current_edd=TODAY, unchanged_polls=1), NIGHT,
+                     NIGHT + 1.5 * H, id="window-night-backs-off"),
+        pytest.param(ship(status=Status.out_for_delivery, unchanged_polls=10), NIGHT,
+                     datetime(2025, 3, 11, 10, tzinfo=UTC), id="out-for-delivery-night"),
+        pytest.param(ship(current_edd=DeliveryWindow.day(date(2025, 3, 11)), unchanged_polls=6),
+                     NIGHT - 2 * H, datetime(2025, 3, 11, 10, tzinfo=UTC),
+                     id="first-poll-at-the-delivery-morning"),
+        pytest.param(ship(current_edd=DeliveryWindow.day(date(2025, 3, 1)),
+                          unchanged_polls=10), MORNING, MORNING + 12 * H,
+                     id="long-past-the-window-backs-off"),
+        pytest.param(ship(status=Status.available_for_pickup, current_edd=TODAY,
+                          unchanged_polls=6), MORNING, MORNING + 12 * H,
+                     id="pickup-backs-off"),
+    ],
+)
+def test_local_schedule(s: Shipment, now: datetime, expected: datetime) -> None:
+    assert next_poll_at(s, now=now, policy=NO_JITTER, changed=False, rand=0.5,
+                        local=NY) == (expected, None)
+
+
+def test_likely_news() -> None:
+    def news(s: Shipment, now: datetime) -> bool:
+        return likely_news(s, now=now, local=NY)
+
+    ofd = ship(status=Status.out_for_delivery, last_event_at=MORNING)
+    assert news(ofd, MORNING + H)
+    assert not news(ofd, NIGHT)  # nothing is delivered at night
+    assert not news(ofd, MORNING + 2 * 24 * H)  # stuck for two days: polled on schedule
+    assert news(ship(current_edd=TODAY), MORNING)
+    assert not news(ship(current_edd=TODAY), MORNING - H)
+    assert not news(ship(current_edd=DeliveryWindow.day(date(2025, 3, 1))), MORNING)
+    assert not news(ship(), MORNING)
+    assert news(ship(status=Status.failed_attempt, last_event_at=MORNING), MORNING + H)
+    assert likely_news(ship(current_edd=TODAY), now=MORNING - H)  # zone unknown: any hour
+
+
+def test_priority_in_local_time() -> None:
+    def prio(s: Shipment, now: datetime) -> float:
+        return poll_priority(s, now=now, has_open_exception=False, local=NY)
+
+    window = ship(current_edd=TODAY, last_poll_at=None, created_at=None)
+    transit = ship(last_poll_at=None, created_at=None)
+    ofd = ship(status=Status.out_for_delivery, last_poll_at=None, created_at=None)
+    assert prio(ofd, MORNING) > prio(window, MORNING) > prio(transit, MORNING)
+    # At night near delivery counts as in transit (late: a little more).
+    assert prio(ofd, NIGHT) == prio(transit, NIGHT)
+    assert prio(transit, NIGHT) < prio(window, NIGHT) < prio(window, MORNING)
