@@ -29,6 +29,8 @@ __all__ = [
     "http_errors",
     "parse_retry_after",
     "raise_for_status",
+    "read_token_response",
+    "track_each",
 ]
 
 # Per-carrier default when a 429 comes without Retry-After (seconds).
@@ -120,6 +122,42 @@ def decode_json(carrier: str, response: httpx.Response) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.CarrierPayloadError(carrier, "response is not JSON",
                                          snippet=response.content[:200]) from exc
+
+
+async def track_each(numbers: Sequence[str],
+                     track_one: Callable[[str], Awaitable[model.TrackingResult | str]],
+                     ) -> model.BatchResult:
+    """One call per number, in order: ``track_one`` gives the number's result or its problem
+    text (data about that number); whatever it raises fails the whole batch."""
+    results: list[model.TrackingResult] = []
+    problems: dict[str, str] = {}
+    for number in numbers:
+        outcome = await track_one(number)
+        if isinstance(outcome, str):
+            problems[number] = outcome
+        else:
+            results.append(outcome)
+    return model.BatchResult(results=tuple(results), problems=problems)
+
+
+def read_token_response(carrier: str, response: httpx.Response) -> tuple[str, float]:
+    """(access_token, lifetime in seconds) of a 2xx OAuth2 token response, for ``TokenCache``.
+
+    ``expires_in`` may be a JSON number (FedEx documents an integer) or a numeric string (UPS
+    sends "14399"). A body that is not JSON, or lacks a non-empty ``access_token`` or a
+    positive ``expires_in``, is a ``CarrierPayloadError``.
+    """
+    payload = decode_json(carrier, response)
+    token = payload.get("access_token") if isinstance(payload, dict) else None
+    expires_in = payload.get("expires_in") if isinstance(payload, dict) else None
+    try:
+        lifetime = float(expires_in) if isinstance(expires_in, str | int | float) else -1.0
+    except ValueError:
+        lifetime = -1.0
+    if not isinstance(token, str) or not token or lifetime <= 0:
+        raise errors.CarrierPayloadError(carrier, "token response without access_token/"
+                                         "expires_in", snippet=response.content[:200])
+    return token, lifetime
 
 
 @dataclass(frozen=True, slots=True)

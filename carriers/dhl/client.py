@@ -55,15 +55,7 @@ class DhlCarrier:
         problem. Raises only when the whole call failed (see ``carriers.errors``)."""
         if len(numbers) > self.max_batch:
             raise ValueError(f"dhl tracks {self.max_batch} number per call, got {len(numbers)}")
-        results: list[model.TrackingResult] = []
-        problems: dict[str, str] = {}
-        for number in numbers:
-            outcome = await self._track_one(number)
-            if isinstance(outcome, str):
-                problems[number] = outcome
-            else:
-                results.append(outcome)
-        return model.BatchResult(results=tuple(results), problems=problems)
+        return await base.track_each(numbers, self._track_one)
 
     async def aclose(self) -> None:
         """Nothing to release: the shared ``httpx.AsyncClient`` belongs to the application."""

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from carriers import model
+from carriers import model, settle
 from carriers.dhl import statuses
 from carriers.errors import CarrierPayloadError
 from carriers.model import Status
@@ -127,22 +127,6 @@ def _event_key(raw: Any) -> str:
     return repr([raw.get(k) for k in fields]) if isinstance(raw, dict) else repr(raw)
 
 
-_STICKY = frozenset({Status.delivered, Status.returned})
-_ROUTINE = frozenset({Status.in_transit, Status.info_received, Status.unknown, Status.pending})
-
-
-def _settle(events: list[model.TrackingEvent]) -> model.TrackingEvent | None:
-    """The event that decides the shipment's status (events newest first): the newest one, but
-    a delivered/returned parcel only moves on when a newer event reports news after delivery
-    (an exception, attempt, pickup or delivery), not a late routine scan."""
-    deciding: model.TrackingEvent | None = None
-    for event in reversed(events):
-        if deciding is not None and deciding.status in _STICKY and event.status in _ROUTINE:
-            continue
-        deciding = event
-    return deciding
-
-
 def _estimate(shipment: dict[str, Any]) -> model.DeliveryWindow | None:
     frame = _obj(shipment.get("estimatedDeliveryTimeFrame"))
     start, end = _day(frame.get("estimatedFrom")), _day(frame.get("estimatedThrough"))
@@ -185,7 +169,7 @@ def _shipment(raw: Any, payload: Any, number: str | None) -> model.TrackingResul
         candidates.append(latest)
     events = sorted((_event(e, destination.country, payload) for e in candidates),
                     key=lambda e: e.at, reverse=True)
-    deciding = _settle(events)
+    deciding = settle.deciding_event(events)
     status = deciding.status if deciding else Status.unknown
     details = _obj(shipment.get("details"))
     proof = _obj(details.get("proofOfDelivery"))

@@ -116,15 +116,5 @@ class FedexCarrier:
             raise errors.CarrierAuthError(
                 self.name, f"token request refused: {response.text[:200]}")
         base.raise_for_status(self.name, response, now=self._now())
-        payload = base.decode_json(self.name, response)
-        token = payload.get("access_token") if isinstance(payload, dict) else None
-        expires_in = payload.get("expires_in") if isinstance(payload, dict) else None
-        # FedEx documents an integer; a numeric string is accepted rather than failing.
-        try:
-            lifetime = float(expires_in) if isinstance(expires_in, str | int | float) else -1.0
-        except ValueError:
-            lifetime = -1.0
-        if not isinstance(token, str) or not token or lifetime <= 0:
-            raise errors.CarrierPayloadError(self.name, "token response without access_token/"
-                                             "expires_in", snippet=response.content[:200])
-        return token, lifetime
+        # FedEx documents an integer expires_in; a numeric string is accepted rather than failing.
+        return base.read_token_response(self.name, response)

@@ -13,12 +13,11 @@ API documentation: https://developer.fedex.com/api/en-us/catalog/track/v1/docs.h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from carriers import errors
+from carriers import errors, settle
 from carriers.fedex import statuses
 from carriers.model import (
     BatchResult,
@@ -26,24 +25,13 @@ from carriers.model import (
     ExceptionReason,
     Location,
     Status,
-    TrackingEvent,
     TrackingResult,
 )
 
 __all__ = ["CARRIER", "parse_payload"]
 
 CARRIER = "fedex"
-_PROBLEM_STATUSES = (Status.exception, Status.failed_attempt, Status.returned)
-# A newer event this weak does not move a delivered/returned shipment back (DESIGN.md).
-_WEAK_STATUSES = (Status.unknown, Status.info_received, Status.pending)
 _EPOCH = datetime.min.replace(tzinfo=UTC)
-
-
-def _event_reason(status: Status, reason: ExceptionReason | None) -> ExceptionReason | None:
-    """Reasons belong to problem events only; an exception always has one (``other``)."""
-    if status not in _PROBLEM_STATUSES:
-        return None
-    return reason or (ExceptionReason.other if status is Status.exception else None)
 
 
 class _BadRecord(ValueError):
@@ -104,37 +92,12 @@ def _entry(number: str, track_results: list[dict[str, Any]]) -> TrackingResult |
     return max(parsed, key=lambda r: r.last_event_at or _EPOCH)
 
 
-@dataclass(frozen=True, slots=True)
-class _Scan:
-    at: datetime
-    local_time: datetime | None
-    offset_assumed: bool
-    status: Status | None  # None: carries the previous status forward
-    code: str
-    description: str
-    location: Location
-    reason: ExceptionReason | None
-
-
 def _track_result(number: str, tr: dict[str, Any]) -> TrackingResult:
-    scans = [_scan(e) for e in _list(tr.get("scanEvents")) if isinstance(e, dict)]
-    chrono = sorted(reversed(scans), key=lambda s: s.at)  # stable: ties keep FedEx's order
-    events: list[TrackingEvent] = []
-    status: Status | None = None
-    deciding: _Scan | None = None  # the scan that set the shipment's status
-    for scan in chrono:
-        own = scan.status if scan.status is not None else (status or Status.pending)
-        events.append(TrackingEvent(
-            at=scan.at, status=own, code=scan.code, description=scan.description,
-            location=scan.location, local_time=scan.local_time,
-            offset_assumed=scan.offset_assumed,
-            exception_reason=_event_reason(own, scan.reason)))
-        if status in (Status.delivered, Status.returned) and own in _WEAK_STATUSES:
-            continue
-        if scan.status is not None or status is None:
-            deciding = scan
-        status = own
-    events.reverse()
+    # FedEx lists scans newest first; a scan without a status of its own before any other
+    # scan counts as pending (the Scan default fallback).
+    walk = settle.walk_scans(
+        [_scan(e) for e in _list(tr.get("scanEvents")) if isinstance(e, dict)])
+    events, status, deciding = walk.events, walk.status, walk.deciding
     unknown = sorted({e.code for e in events if e.status is Status.unknown})
 
     latest = _dict(tr.get("latestStatusDetail"))
@@ -162,11 +125,11 @@ def _track_result(number: str, tr: dict[str, Any]) -> TrackingResult:
         signed_by=_text(details.get("signedByName")) or _text(details.get("receivedByName")),
         service=_text(service.get("description")) or _text(service.get("type")),
         events=tuple(events),
-        exception_reason=reason if status in _PROBLEM_STATUSES else None,
+        exception_reason=reason if status in settle.PROBLEM_STATUSES else None,
         unknown_codes=tuple(unknown))
 
 
-def _scan(event: dict[str, Any]) -> _Scan:
+def _scan(event: dict[str, Any]) -> settle.Scan:
     location = _location(_dict(event.get("scanLocation")))
     at, local_time, assumed = _when(event.get("date"), location)
     texts = _texts_of(event)
@@ -175,8 +138,8 @@ def _scan(event: dict[str, Any]) -> _Scan:
     # The exception text says what actually happened ("Customer not available..."); keep it.
     description = ": ".join(t for t in (_text(event.get("eventDescription")),
                                         _text(event.get("exceptionDescription"))) if t)
-    return _Scan(at=at, local_time=local_time, offset_assumed=assumed, status=status,
-                 code=code, description=description, location=location, reason=reason)
+    return settle.Scan(at=at, local_time=local_time, offset_assumed=assumed, status=status,
+                       code=code, description=description, location=location, reason=reason)
 
 
 def _scan_status(raw: dict[str, Any], derived: Any, texts: str, *, code_key: str = "code",
@@ -222,7 +185,7 @@ def _texts_of(raw: dict[str, Any]) -> str:
     return " | ".join(t for p in parts if (t := _text(p))).lower()
 
 
-def _status_detail(latest: dict[str, Any], deciding: _Scan | None) -> str:
+def _status_detail(latest: dict[str, Any], deciding: settle.Scan | None) -> str:
     text = (deciding.description if deciding else "") or _text(latest.get("description")) or ""
     running_late = (_text(latest.get("derivedCode")) or "").upper() == "RL" or (
         (_text(_dict(latest.get("delayDetail")).get("status")) or "").upper() == "DELAYED")
@@ -253,7 +216,7 @@ def _estimated_delivery(tr: dict[str, Any]) -> DeliveryWindow | None:
     return DeliveryWindow.day(standard) if standard else None
 
 
-def _delivered_at(tr: dict[str, Any], deciding: _Scan | None) -> datetime | None:
+def _delivered_at(tr: dict[str, Any], deciding: settle.Scan | None) -> datetime | None:
     actual = _date_and_times(tr).get("ACTUAL_DELIVERY")
     if actual is not None:
         try:

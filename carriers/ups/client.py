@@ -115,18 +115,8 @@ class UpsCarrier:
             raise errors.CarrierAuthError(
                 self.name, f"token request refused: {response.text[:200]}")
         base.raise_for_status(self.name, response, now=self._now())
-        body = base.decode_json(self.name, response)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        expires_in = body.get("expires_in") if isinstance(body, dict) else None
-        try:
-            # UPS sends expires_in as a string of seconds ("14399").
-            lifetime = float(expires_in) if isinstance(expires_in, str | int | float) else -1.0
-        except ValueError:
-            lifetime = -1.0
-        if not isinstance(token, str) or not token or lifetime <= 0:
-            raise errors.CarrierPayloadError(self.name, "token response without access_token/"
-                                             "expires_in", snippet=response.content[:200])
-        return token, lifetime
+        # UPS sends expires_in as a string of seconds ("14399").
+        return base.read_token_response(self.name, response)
 
 
 def _json_or_none(response: httpx.Response) -> object:

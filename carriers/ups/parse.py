@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from carriers import errors
+from carriers import errors, settle
 from carriers.model import (
     BatchResult,
     DeliveryWindow,
     ExceptionReason,
     Location,
     Status,
-    TrackingEvent,
     TrackingResult,
 )
 from carriers.ups import statuses
@@ -33,17 +31,7 @@ from carriers.ups import statuses
 __all__ = ["CARRIER", "parse_error_envelope", "parse_payload"]
 
 CARRIER = "ups"
-_PROBLEM_STATUSES = (Status.exception, Status.failed_attempt, Status.returned)
-# A newer event this weak does not move a delivered/returned shipment back (DESIGN.md).
-_WEAK_STATUSES = (Status.unknown, Status.info_received, Status.pending)
 _OFFSET_RE = re.compile(r"^([+-])(\d{1,2})[:.]?(\d{2})$", re.ASCII)
-
-
-def _event_reason(status: Status, reason: ExceptionReason | None) -> ExceptionReason | None:
-    """Reasons belong to problem events only; an exception always has one (``other``)."""
-    if status not in _PROBLEM_STATUSES:
-        return None
-    return reason or (ExceptionReason.other if status is Status.exception else None)
 
 
 class _BadRecord(ValueError):
@@ -121,41 +109,12 @@ def _shipment(shipment: dict[str, Any], now: datetime, results: list[TrackingRes
             problems[key] = f"malformed UPS package record: {exc}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Scan:
-    at: datetime
-    local_time: datetime | None
-    offset_assumed: bool
-    status: Status | None  # None: carries the previous status forward
-    fallback: Status       # used when there is no previous status
-    code: str
-    description: str
-    location: Location
-    reason: ExceptionReason | None
-
-
 def _package(pkg: dict[str, Any], number: str, now: datetime) -> TrackingResult:
-    scans = [s for s in (_scan(a, now) for a in _list(pkg.get("activity"))
-                         if isinstance(a, dict)) if s is not None]
-    # UPS lists newest first; sort by instant ourselves (stable, so equal instants keep the
-    # carrier's order), walking oldest to newest to carry "no change" statuses forward.
-    chrono = sorted(reversed(scans), key=lambda s: s.at)
-    events: list[TrackingEvent] = []
-    status: Status | None = None
-    deciding: _Scan | None = None  # the scan that set the shipment's status
-    for scan in chrono:
-        own = scan.status if scan.status is not None else (status or scan.fallback)
-        events.append(TrackingEvent(
-            at=scan.at, status=own, code=scan.code, description=scan.description,
-            location=scan.location, local_time=scan.local_time,
-            offset_assumed=scan.offset_assumed,
-            exception_reason=_event_reason(own, scan.reason)))
-        if status in (Status.delivered, Status.returned) and own in _WEAK_STATUSES:
-            continue
-        if scan.status is not None or status is None:
-            deciding = scan
-        status = own
-    events.reverse()
+    # UPS lists newest first; the walk goes oldest to newest to carry "no change" statuses
+    # forward (a first scan without one takes its type letter's status, see ``_scan``).
+    walk = settle.walk_scans([s for s in (_scan(a, now) for a in _list(pkg.get("activity"))
+                                          if isinstance(a, dict)) if s is not None])
+    events, status, deciding = walk.events, walk.status, walk.deciding
     unknown = sorted({e.code for e in events if e.status is Status.unknown})
 
     current = _dict(pkg.get("currentStatus"))
@@ -189,11 +148,11 @@ def _package(pkg: dict[str, Any], number: str, now: datetime) -> TrackingResult:
         service=_text(_dict(pkg.get("service")).get("description"))
         or _text(_dict(pkg.get("service")).get("code")),
         events=tuple(events),
-        exception_reason=reason if status in _PROBLEM_STATUSES else None,
+        exception_reason=reason if status in settle.PROBLEM_STATUSES else None,
         unknown_codes=tuple(unknown))
 
 
-def _scan(activity: dict[str, Any], now: datetime) -> _Scan | None:
+def _scan(activity: dict[str, Any], now: datetime) -> settle.Scan | None:
     raw = _dict(activity.get("status"))
     status_code = _status_code(_text(raw.get("statusCode")))
     letter = (_text(raw.get("type")) or "").upper()
@@ -223,9 +182,9 @@ def _scan(activity: dict[str, Any], now: datetime) -> _Scan | None:
     fallback = statuses.TYPE_CODES.get(letter) or Status.pending
     reason = statuses.REASON_BY_STATUS_CODE.get(status_code or "") or _reason_from_text(
         description)
-    return _Scan(at=at, local_time=local_time, offset_assumed=assumed, status=status,
-                 fallback=fallback, code=status_code or code2 or letter or "?",
-                 description=description, location=location, reason=reason)
+    return settle.Scan(at=at, local_time=local_time, offset_assumed=assumed, status=status,
+                       fallback=fallback, code=status_code or code2 or letter or "?",
+                       description=description, location=location, reason=reason)
 
 
 def _when(activity: dict[str, Any], location: Location) -> tuple[datetime, datetime | None, bool]:

@@ -67,15 +67,7 @@ class UspsCarrier:
                 problems={back.get(k, k): v for k, v in batch.problems.items()})
         if self._settings.use_batch:
             return await self._track_v3r2(numbers)
-        results: list[model.TrackingResult] = []
-        problems: dict[str, str] = {}
-        for number in numbers:
-            outcome = await self._track_v3(number)
-            if isinstance(outcome, str):
-                problems[number] = outcome
-            else:
-                results.append(outcome)
-        return model.BatchResult(results=tuple(results), problems=problems)
+        return await base.track_each(numbers, self._track_v3)
 
     async def aclose(self) -> None:
         """Nothing to release: the shared ``httpx.AsyncClient`` belongs to the application."""

@@ -20,7 +20,7 @@ import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from carriers import detect, model
+from carriers import detect, model, settle
 from carriers.errors import CarrierPayloadError
 from carriers.model import Status
 from carriers.usps import statuses
@@ -130,24 +130,6 @@ def _day(raw: Any) -> date | None:
         return None
 
 
-_STICKY = frozenset({Status.delivered, Status.returned})
-_ROUTINE = frozenset({Status.in_transit, Status.info_received, Status.unknown, Status.pending})
-
-
-def _settle(events: list[model.TrackingEvent]) -> model.TrackingEvent | None:
-    """The event that decides the shipment's status (events newest first): the newest one, but
-    a delivered/returned parcel only moves on when a newer event reports news after delivery
-    (an exception, attempt, pickup or delivery), not a late routine scan."""
-    deciding: model.TrackingEvent | None = None
-    for event in reversed(events):
-        if event.code in statuses.NO_STATUS_CHANGE:
-            continue  # carries no news about the parcel
-        if deciding is not None and deciding.status in _STICKY and event.status in _ROUTINE:
-            continue
-        deciding = event
-    return deciding
-
-
 def _events(detail: dict[str, Any], payload: Any
             ) -> tuple[list[model.TrackingEvent], list[str | None]]:
     """Events newest first, with the signer of each event (same order) for proof of delivery."""
@@ -203,7 +185,7 @@ def _detail(detail: dict[str, Any], payload: Any) -> model.TrackingResult:
     if number is None:
         raise _fail("tracking detail without trackingNumber", payload)
     events, signers = _events(detail, payload)
-    deciding = _settle(events)
+    deciding = settle.deciding_event(events, no_news=statuses.NO_STATUS_CHANGE)
     status = deciding.status if deciding else Status.unknown
     if status is Status.unknown:
         # The newest scan's code is not ours (or there is no scan): USPS's category is the

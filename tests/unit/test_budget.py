@@ -41,7 +41,7 @@ def spend_a_window(cfg: CarrierConfig, carrier: str, start: datetime, ticks: int
 
 
 def test_hourly_quota_is_spread_across_the_hour_and_never_exceeded() -> None:
-    total, per_hour = spend_a_window(USPS, "usps", NOW, 180, demand=1000)
+    _, per_hour = spend_a_window(USPS, "usps", NOW, 180, demand=1000)
     assert max(per_hour.values()) <= 60
     # One request is kept back each hour for a USPS token call, which counts against quota.
     assert all(v == 59 for v in per_hour.values())
@@ -52,7 +52,7 @@ def test_hourly_quota_is_spread_across_the_hour_and_never_exceeded() -> None:
 
 def test_daily_quota_resets_at_midnight_utc() -> None:
     late = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)
-    total, per_hour = spend_a_window(DHL, "dhl", late, 120, demand=1000)
+    _, per_hour = spend_a_window(DHL, "dhl", late, 120, demand=1000)
     day1 = sum(v for k, v in per_hour.items() if k.startswith("02"))
     day2 = sum(v for k, v in per_hour.items() if k.startswith("03"))
     assert day1 <= 250 and day2 <= 250 and day2 > 0
