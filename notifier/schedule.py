@@ -52,12 +52,19 @@ _MAX_WINDOW_DAYS = 14
 # stuck in that status is polled on its schedule, not with every spare request).
 _NEWS_MAX_AGE = timedelta(days=1)
 
-# Priority: a base per situation plus a starvation term that grows with time since the last
-# poll attempt. With these figures a pending shipment left waiting about 20 hours outranks an
-# out-for-delivery one polled just now, so nothing waits forever behind busy neighbours.
+# Priority: a base per situation plus a term that grows with time since the last poll
+# attempt, faster where news is likely (``likely_news``): under a tight quota the shipments
+# near delivery take turns by how long each has waited (the base gives out for delivery a
+# few minutes' edge), and everything else waits its turn behind them. With these figures a
+# pending shipment left waiting about 22 hours outranks an out-for-delivery one polled half
+# an hour ago, so nothing waits forever behind busy neighbours.
 _STARVATION_PER_HOUR = 5.0
+_NEWS_PER_HOUR = 30.0
+# A delivered shipment's confirmation polls (a correction is rare) yield to everything else
+# under a tight quota; they still come, only later.
+_SETTLED_PER_HOUR = 1.0
 _OPEN_EXCEPTION_BONUS = 50.0
-_PAST_EDD_BASE = 80.0   # in the delivery window, during delivery hours
+_PAST_EDD_BASE = 95.0   # in the delivery window, during delivery hours
 _LATE_BASE = 30.0       # past the delivery window: late, worth a little more than in transit
 _STATUS_BASE: dict[Status, float] = {
     Status.out_for_delivery: 100.0,
@@ -281,7 +288,13 @@ def poll_priority(shipment: Shipment, *, now: datetime, has_open_exception: bool
     # next_poll_at, which must not reset how long it has been waiting.
     waited_since = shipment.last_poll_at or shipment.created_at
     waited = (now - waited_since).total_seconds() / 3600 if waited_since is not None else 0.0
-    return base + _STARVATION_PER_HOUR * max(0.0, waited)
+    if status is Status.delivered:
+        slope = _SETTLED_PER_HOUR
+    elif likely_news(shipment, now=now, local=local):
+        slope = _NEWS_PER_HOUR
+    else:
+        slope = _STARVATION_PER_HOUR
+    return base + slope * max(0.0, waited)
 
 
 def select_within_budget(
