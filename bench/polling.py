@@ -7,7 +7,9 @@ two days after the start) and the same per-carrier quotas, enforced by the sandb
 
 * ours: ``notifier.app.build_app`` with the repository's config.toml (only the carriers' base
   URL, quotas and per-second rate changed, see below), its ``poll_tick`` job (poller then
-  incremental anomaly sweep) run once per tick;
+  incremental anomaly sweep) run once per tick. Each order's customer time zone is the
+  parcel's destination zone (a shop knows where its customer lives; the sandbox's EDD is a
+  local date there), which the schedule uses for the delivery day and delivery hours;
 * round robin, what karrio and the Home Assistant integrations do: every shipment not yet
   delivered or returned is polled once per fixed interval, in turn, in batches as large as the
   adapter allows, through the same adapters (``notifier.carriers_factory.build_carriers``).
