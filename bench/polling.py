@@ -36,7 +36,8 @@ faster. The last line is ``RESULT speedup=... ours_requests=... rr_requests=... 
 (speedup = round robin's median delay / ours; overruns = requests refused for quota, both runs).
 
 Usage: ``python bench/polling.py [--shipments N] [--days D] [--tick MINUTES] [--seed S]
-[--profile]``.
+[--profile] [--unknown-zones]`` (``--unknown-zones``: every customer keeps the default zone,
+so the schedule cannot place the delivery day in local time).
 """
 
 from __future__ import annotations
@@ -240,7 +241,8 @@ def score(outcome: Outcome, parcels: Sequence[Parcel], seen: dict[str, list[date
 
 
 async def run_ours(settings: config.Settings, clock: SimulatedClock, parcels: Sequence[Parcel],
-                   end: datetime, tick: timedelta) -> dict[str, list[datetime]]:
+                   end: datetime, tick: timedelta, *, zones: bool = True
+                   ) -> dict[str, list[datetime]]:
     app = await build_app(settings, clock=clock)
     seen: dict[str, list[datetime]] = {}
     try:
@@ -251,7 +253,7 @@ async def run_ours(settings: config.Settings, clock: SimulatedClock, parcels: Se
             mine.adapters[name] = Recording(mine.adapters[name], seen, clock)
         await app.store.upsert_orders([
             OrderInput(id=p.order_id, email=f"{p.order_id.lower()}@example.com",
-                       tz=p.zone, oms_status=OmsStatus.processing,
+                       tz=p.zone if zones else "UTC", oms_status=OmsStatus.processing,
                        shipments=(ShipmentInput(carrier=p.carrier, tracking_number=p.number),))
             for p in parcels], now=clock.now())
         while clock.now() < end:
@@ -409,7 +411,8 @@ async def main_async(args: argparse.Namespace) -> int:
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
-        seen = await run_ours(settings, clock, parcels, end, tick)
+        seen = await run_ours(settings, clock, parcels, end, tick,
+                              zones=not args.unknown_zones)
         if profiler:
             profiler.disable()
         ours.real_s = time.perf_counter() - t0
@@ -452,6 +455,8 @@ def main() -> int:
     parser.add_argument("--tick", type=float, default=5, help="tick length in minutes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="cProfile our scheduler's run")
+    parser.add_argument("--unknown-zones", action="store_true",
+                        help="customers' zone left at the default (UTC, read as unknown)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     return asyncio.run(main_async(args))
