@@ -22,8 +22,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from carriers.base import Carrier
 from carriers.errors import (
@@ -178,7 +176,8 @@ class Poller:
         policy = self.app.settings.polling
         out: dict[str, LocalDay] = {}
         for order_id, tz in (await self.app.store.order_zones(order_ids)).items():
-            where = _local_day(tz, policy.delivery_hours_start, policy.delivery_hours_end)
+            where = schedule.local_day(tz, start_hour=policy.delivery_hours_start,
+                                       end_hour=policy.delivery_hours_end)
             if where is not None:
                 out[order_id] = where
         return out
@@ -365,22 +364,6 @@ def _localised(shipment: Shipment, *, changed: bool, now: datetime, policy: Poll
     nxt, _ = schedule.next_poll_at(shipment, now=now, policy=policy, changed=changed,
                                    rand=rand, local=local)
     return dataclasses.replace(shipment, next_poll_at=nxt) if nxt is not None else shipment
-
-
-# The default zone of an order whose shop never said: not a real destination, so the schedule
-# falls back to "the EDD day may have begun anywhere" rather than UTC delivery hours.
-_UNKNOWN_ZONES = frozenset({"", "UTC"})
-
-
-@lru_cache(maxsize=1024)
-def _local_day(tz: str, start_hour: int, end_hour: int) -> LocalDay | None:
-    if tz in _UNKNOWN_ZONES:
-        return None
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return LocalDay(tz=zone, start_hour=start_hour, end_hour=end_hour)
 
 
 def install(app: App) -> Poller:

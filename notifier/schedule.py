@@ -19,7 +19,9 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from carriers.model import Status
 from notifier.models import Shipment
@@ -35,6 +37,7 @@ __all__ = [
     "delivery_window",
     "in_delivery_hours",
     "likely_news",
+    "local_day",
     "next_poll_at",
     "poll_priority",
     "select_within_budget",
@@ -116,6 +119,22 @@ class LocalDay:
         today = now.astimezone(self.tz).date()
         first = self.morning(today)
         return first if first > now else self.morning(today + timedelta(days=1))
+
+
+# The default zone of an order whose shop never said: not a real destination, so the schedule
+# falls back to "the EDD day may have begun anywhere" rather than UTC delivery hours.
+_UNKNOWN_ZONES = frozenset({"", "UTC"})
+
+
+@lru_cache(maxsize=1024)
+def local_day(tz: str, *, start_hour: int = 6, end_hour: int = 21) -> LocalDay | None:
+    """The delivery day in the IANA zone ``tz``; None when the zone is unknown or invalid."""
+    if tz in _UNKNOWN_ZONES:
+        return None
+    try:
+        return LocalDay(tz=ZoneInfo(tz), start_hour=start_hour, end_hour=end_hour)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def next_poll_at(

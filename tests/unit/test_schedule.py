@@ -21,6 +21,7 @@ from notifier.schedule import (
     defer_time,
     delivery_window,
     likely_news,
+    local_day,
     next_poll_at,
     poll_priority,
     select_within_budget,
@@ -406,3 +407,14 @@ def test_priority_in_local_time() -> None:
     # At night near delivery counts as in transit (late: a little more).
     assert prio(ofd, NIGHT) == prio(transit, NIGHT)
     assert prio(transit, NIGHT) < prio(window, NIGHT) < prio(window, MORNING)
+
+
+def test_local_day_from_the_customer_zone() -> None:
+    assert local_day("America/New_York") == NY
+    assert local_day("Europe/Berlin", start_hour=7, end_hour=20) == LocalDay(
+        tz=ZoneInfo("Europe/Berlin"), start_hour=7, end_hour=20)
+    # The default zone of an order nobody set, and nonsense, are "unknown".
+    assert local_day("UTC") is None
+    assert local_day("") is None
+    assert local_day("Not/AZone") is None
+    assert local_day("../etc/passwd") is None
