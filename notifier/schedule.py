@@ -148,12 +148,12 @@ def next_poll_at(
     ``changed`` (a new event) resets the back-off. ``rand`` in [0, 1) picks the jitter.
     ``local`` is the destination's zone and delivery hours, when known.
 
-    Out for delivery, and an EDD-sensitive status inside its delivery window, are not backed
-    off during delivery hours (news is expected any moment); everything else backs off while
-    nothing changes. A backed-off interval never runs past the next delivery morning inside
-    the window (or, out for delivery, the next morning at all): the first poll of the
-    delivery day happens when deliveries start (or ``min_interval`` after this poll, if
-    later).
+    Out for delivery (a fresh scan), and an EDD-sensitive status inside its delivery window,
+    are not backed off during delivery hours (news is expected any moment); everything else
+    backs off while nothing changes. A backed-off interval never runs past the next
+    delivery morning inside the window (or, out for delivery, the next morning at all): the
+    first poll of the delivery day happens when deliveries start (or ``min_interval`` after
+    this poll, if later).
 
     Returns (next instant, status override): ``(None, Status.expired)`` when the shipment
     outlived ``max_age`` undelivered (stop and mark it expired); ``(None, None)`` to stop after
@@ -244,12 +244,18 @@ def _in_window(shipment: Shipment, now: datetime, local: LocalDay | None) -> boo
 
 
 def _eager(shipment: Shipment, now: datetime, local: LocalDay | None) -> bool:
-    """Near delivery, during delivery hours: polled at the base interval, never backed off."""
+    """Near delivery, during delivery hours: polled at the base interval, never backed off.
+    Out for delivery only while the scan is fresh: a parcel stuck in that status backs off."""
     if not in_delivery_hours(now, local):
         return False
     if shipment.status is Status.out_for_delivery:
-        return True
+        return _fresh(shipment, now)
     return shipment.status in _EDD_SENSITIVE and _in_window(shipment, now, local)
+
+
+def _fresh(shipment: Shipment, now: datetime) -> bool:
+    seen = shipment.last_event_at or shipment.last_change_at
+    return seen is None or now - seen <= _NEWS_MAX_AGE
 
 
 def _next_wake(shipment: Shipment, now: datetime, local: LocalDay | None) -> datetime | None:
@@ -278,8 +284,7 @@ def likely_news(shipment: Shipment, *, now: datetime, local: LocalDay | None = N
         return False
     status = shipment.status
     if status is Status.out_for_delivery or status in _PROBLEMS:
-        seen = shipment.last_event_at or shipment.last_change_at
-        return seen is None or now - seen <= _NEWS_MAX_AGE
+        return _fresh(shipment, now)
     return status in _EDD_SENSITIVE and _in_window(shipment, now, local)
 
 

@@ -418,3 +418,14 @@ def test_local_day_from_the_customer_zone() -> None:
     assert local_day("") is None
     assert local_day("Not/AZone") is None
     assert local_day("../etc/passwd") is None
+
+
+def test_out_for_delivery_stuck_for_days_backs_off() -> None:
+    fresh = ship(status=Status.out_for_delivery, last_event_at=MORNING, unchanged_polls=10)
+    stuck = dataclasses.replace(fresh, last_event_at=MORNING - 3 * 24 * H)
+    now = MORNING + 2 * H
+    assert next_poll_at(fresh, now=now, policy=NO_JITTER, changed=False, rand=0.5,
+                        local=NY) == (now + 0.5 * H, None)
+    # Backed off to the cap, but never past the next delivery morning.
+    assert next_poll_at(stuck, now=now, policy=NO_JITTER, changed=False, rand=0.5,
+                        local=NY) == (now + 12 * H, None)
