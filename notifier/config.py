@@ -607,6 +607,10 @@ def _check(s: Settings) -> list[str]:
             CronTrigger.from_crontab(s.digest.cron, timezone=s.digest.tz.zone)
         except ValueError as exc:
             problems.append(f"digest.cron: {exc}")
+    hours = (s.polling.delivery_hours_start, s.polling.delivery_hours_end)
+    if not 0 <= hours[0] < hours[1] <= 24:
+        problems.append(f"polling.delivery_hours_end: delivery hours {hours[0]}-{hours[1]} must "
+                        "be 0 <= start < end <= 24")
     if s.anomalies.weekend and any(d > 6 for d in s.anomalies.weekend):
         problems.append("anomalies.weekend: days are 0 (Monday) to 6 (Sunday)")
     return problems

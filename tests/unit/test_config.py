@@ -67,6 +67,8 @@ def test_repository_config_is_valid() -> None:
                  'email.security: "plain" is only allowed to a loopback host', id="plain-remote"),
     pytest.param(MINIMAL + "[notifications]\nchannels = ['email', 'pigeon']\n",
                  "notifications.channels: unknown channel 'pigeon'", id="unknown-channel"),
+    pytest.param(MINIMAL + "[polling]\ndelivery_hours_start = 22\ndelivery_hours_end = 8\n",
+                 "polling.delivery_hours_end: delivery hours 22-8 must be", id="bad-hours"),
     pytest.param("[daemon\n", "TOML syntax error", id="toml-syntax"),
 ])
 def test_each_mistake_is_named(tmp_path: Path, text: str, expected: str) -> None:
