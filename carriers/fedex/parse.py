@@ -12,7 +12,6 @@ API documentation: https://developer.fedex.com/api/en-us/catalog/track/v1/docs.h
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +26,10 @@ from carriers.model import (
     Status,
     TrackingResult,
 )
+from carriers.payload import as_dict as _dict
+from carriers.payload import as_list as _list
+from carriers.payload import snippet as _snippet
+from carriers.payload import text as _text
 
 __all__ = ["CARRIER", "parse_payload"]
 
@@ -270,23 +273,3 @@ def _location(raw: dict[str, Any]) -> Location:
 def _errors_text(errs: Any) -> str:
     return "; ".join(f"{_text(e.get('code')) or '?'}: {_text(e.get('message')) or ''}"
                      for e in _list(errs) if isinstance(e, dict))
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _snippet(value: Any) -> str:
-    return json.dumps(value, default=str)[:200]

@@ -10,6 +10,7 @@ API documentation: https://developer.fedex.com/api/en-us/catalog/track/v1/docs.h
 
 from __future__ import annotations
 
+from carriers import zones
 from carriers.model import ExceptionReason, Status
 
 __all__ = [
@@ -90,18 +91,5 @@ REASON_PHRASES: tuple[tuple[str, ExceptionReason], ...] = (
 # ``trackResults[].error.code`` meaning the number is unknown (reference §4.5).
 NOT_FOUND_ERRORS: frozenset[str] = frozenset({"TRACKING.TRACKINGNUMBER.NOTFOUND"})
 
-# Offset-less scan times ("2024-08-15T00:00:00", seen in real data) are resolved from the scan's
-# state: the zone covering most of each US state.
-_ZONE_STATES: dict[str, str] = {
-    "America/New_York": "CT DC DE FL GA IN KY MA MD ME MI NC NH NJ NY OH PA RI SC VA VT WV",
-    "America/Chicago": "AL AR IA IL KS LA MN MO MS ND NE OK SD TN TX WI",
-    "America/Denver": "CO MT NM UT WY ID",
-    "America/Phoenix": "AZ",
-    "America/Los_Angeles": "CA NV OR WA",
-    "America/Anchorage": "AK",
-    "Pacific/Honolulu": "HI",
-    "America/Puerto_Rico": "PR VI",
-}
-US_STATE_ZONES: dict[str, str] = {
-    state: zone for zone, states in _ZONE_STATES.items() for state in states.split()
-}
+# Offset-less scan times are resolved from the scan's US state (carriers.zones).
+US_STATE_ZONES = zones.US_STATE_ZONES

@@ -11,7 +11,6 @@ API documentation: https://developer.ups.com/api/reference?loc=en_US#tag/Trackin
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -26,6 +25,10 @@ from carriers.model import (
     Status,
     TrackingResult,
 )
+from carriers.payload import as_dict as _dict
+from carriers.payload import as_list as _list
+from carriers.payload import snippet as _snippet
+from carriers.payload import text as _text
 from carriers.ups import statuses
 
 __all__ = ["CARRIER", "parse_error_envelope", "parse_payload"]
@@ -329,24 +332,3 @@ def _ascii_digits(text: str) -> bool:
 
 def _same(a: str, b: str) -> bool:
     return a.replace(" ", "").upper() == b.replace(" ", "").upper()
-
-
-def _text(value: Any) -> str | None:
-    """A stripped non-empty string (UPS pads descriptions: "DELIVERED "), else None."""
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _snippet(value: Any) -> str:
-    return json.dumps(value, default=str)[:200]

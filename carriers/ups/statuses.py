@@ -11,6 +11,7 @@ API documentation: https://developer.ups.com/api/reference?loc=en_US#tag/Trackin
 
 from __future__ import annotations
 
+from carriers import zones
 from carriers.model import ExceptionReason, Status
 
 __all__ = [
@@ -144,18 +145,5 @@ NOT_FOUND_WARNINGS: frozenset[str] = frozenset({"TW0001"})
 # Error-envelope codes meaning "this number is malformed": a per-number problem, not a failure.
 INVALID_NUMBER_CODES: frozenset[str] = frozenset({"TV1002"})
 
-# Offset-less UPS times (older responses lacked gmt* fields) are resolved from the activity's
-# state: the zone covering most of each US state.
-_ZONE_STATES: dict[str, str] = {
-    "America/New_York": "CT DC DE FL GA IN KY MA MD ME MI NC NH NJ NY OH PA RI SC VA VT WV",
-    "America/Chicago": "AL AR IA IL KS LA MN MO MS ND NE OK SD TN TX WI",
-    "America/Denver": "CO MT NM UT WY ID",
-    "America/Phoenix": "AZ",
-    "America/Los_Angeles": "CA NV OR WA",
-    "America/Anchorage": "AK",
-    "Pacific/Honolulu": "HI",
-    "America/Puerto_Rico": "PR VI",
-}
-US_STATE_ZONES: dict[str, str] = {
-    state: zone for zone, states in _ZONE_STATES.items() for state in states.split()
-}
+# Offset-less scan times are resolved from the scan's US state (carriers.zones).
+US_STATE_ZONES = zones.US_STATE_ZONES

@@ -12,7 +12,9 @@ IO_LIBRARIES = {"httpx", "aiosqlite", "sqlite3", "aiosmtplib", "aiosmtpd", "apsc
                 "tenacity", "socket", "asyncio", "uvicorn", "starlette", "hypercorn",
                 "urllib.request", "requests", "subprocess", "smtplib"}
 PURE = ["carriers/model.py", "carriers/errors.py", "carriers/detect.py", "carriers/numbers.py",
-        "carriers/links.py", "carriers/settle.py", "notifier/models.py", "notifier/domain.py",
+        "carriers/links.py",
+        "carriers/payload.py", "carriers/zones.py", "carriers/settle.py", "notifier/models.py",
+        "notifier/domain.py",
         "notifier/errors.py",
         "notifier/timefmt.py", "notifier/views.py", "notifier/validate.py",
         "notifier/store/base.py", "notifier/channels/base.py", "notifier/rules.py",
